@@ -1,0 +1,221 @@
+"""Command line: ``elcrec train | evaluate | recommend | data``.
+
+Errors in the input (data, config, ids) print one line naming the file, line
+or field and exit with status 2; nothing is left half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from elcrec.config import CHOICES, ConfigError, RunConfig, preset
+from elcrec.data import DataError
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train (or resume) a run and print its test metrics",
+        description="Train ELCRec. With no arguments: the built-in synthetic "
+        "data with planted intents.",
+    )
+    p.add_argument("--config", help="config.json/.toml of an earlier run (repeats it)")
+    p.add_argument(
+        "--preset",
+        choices=["paper", "fast"],
+        help="the authors' settings for a benchmark (--data beauty|sports|toys|yelp)",
+    )
+    p.add_argument("--data", help="beauty, sports, toys, yelp, synthetic, or a file path")
+    p.add_argument("--format", choices=["auto", "sequences", "pairs", "log"])
+    p.add_argument("--data-dir", help="folder of the benchmark files (else $ELCREC_DATA_DIR)")
+    p.add_argument("--user-col")
+    p.add_argument("--item-col")
+    p.add_argument("--time-col")
+    p.add_argument("--kcore", type=int)
+    p.add_argument("--drop-short-users", action="store_true", default=None)
+    p.add_argument("--variant", choices=CHOICES["variant"])
+    p.add_argument("--seed", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--patience", type=int)
+    p.add_argument("--device", choices=CHOICES["device"])
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="any other option, e.g. --set model.alpha=1 train.lr=0.0005",
+    )
+    p.add_argument("--run-dir", help="run folder (default runs/<data>-<variant>-seed<seed>)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def build_config(args) -> RunConfig:
+    if args.config:
+        cfg = RunConfig.load(args.config)
+    elif args.preset:
+        cfg = preset(args.preset, args.data or "beauty")
+    else:
+        cfg = RunConfig()
+    overrides = {}
+    flags = {
+        "data": "data.source",
+        "format": "data.format",
+        "data_dir": "data.data_dir",
+        "user_col": "data.user_col",
+        "item_col": "data.item_col",
+        "time_col": "data.time_col",
+        "kcore": "data.kcore",
+        "drop_short_users": "data.drop_short_users",
+        "variant": "model.variant",
+        "seed": "train.seed",
+        "epochs": "train.epochs",
+        "patience": "train.patience",
+        "device": "train.device",
+    }
+    for attr, dotted in flags.items():
+        value = getattr(args, attr)
+        if value is not None and not (attr == "data" and args.preset and not args.config):
+            overrides[dotted] = value
+    for item in args.set:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE")
+        key, value = item.split("=", 1)
+        overrides[key] = value
+    return cfg.replace(**overrides)
+
+
+def cmd_train(args) -> int:
+    from elcrec.train import train
+
+    cfg = build_config(args)
+    if args.run_dir:
+        run_dir = Path(args.run_dir)
+    elif args.config:
+        run_dir = Path(args.config).parent
+    else:
+        stem = Path(cfg.data.source).stem.lower()
+        run_dir = Path("runs") / f"{stem}-{cfg.model.variant}-seed{cfg.train.seed}"
+    print(f"run folder: {run_dir}", file=sys.stderr)
+    result = train(cfg, run_dir, progress=not args.no_progress)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import torch
+
+    from elcrec.data import Split
+    from elcrec.evaluate import evaluate
+    from elcrec.inference import Recommender
+
+    rec = Recommender.load(args.run, checkpoint=args.checkpoint)
+    split = Split(rec.data, rec.cfg.data.max_len)
+    mask = args.history_mask or rec.cfg.train.history_mask
+    with torch.no_grad():
+        metrics = evaluate(rec.model, split, args.stage, rec.cfg.train.eval_batch_size, mask)
+    print(json.dumps({"stage": args.stage, "history_mask": mask, **metrics}, indent=2))
+    return 0
+
+
+def cmd_recommend(args) -> int:
+    from elcrec.inference import Recommender
+
+    rec = Recommender.load(args.run)
+    exclude = not args.include_seen
+    if args.user is not None:
+        try:
+            result = rec.recommend_user(_maybe_int(args.user), args.k, exclude)
+        except KeyError as e:
+            raise DataError(f"--user: {e.args[0]} (not in {args.run}/data.json)") from None
+        out = {"user": args.user, **result.to_dict()}
+    else:
+        if args.items_file:
+            path = Path(args.items_file)
+            try:
+                tokens = path.read_text().split()
+            except OSError as e:
+                raise DataError(f"{path}: cannot read ({e.strerror})") from None
+            if not tokens:
+                raise DataError(f"{path}: empty; expected item ids separated by spaces or lines")
+        else:
+            tokens = args.items
+        items = [_maybe_int(t) for t in tokens]
+        result = rec.recommend(items, args.k, exclude)
+        if len(result.unknown_items) == len(items):
+            print(
+                f"warning: none of the {len(items)} items is in the catalogue; "
+                "recommending from an empty history",
+                file=sys.stderr,
+            )
+        out = result.to_dict()
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_data(args) -> int:
+    from elcrec.config import DataConfig
+    from elcrec.data import load
+
+    cfg = DataConfig(source=args.source, format=args.format, data_dir=args.data_dir)
+    print(json.dumps(load(cfg).stats(), indent=2))
+    return 0
+
+
+def _maybe_int(token):
+    if isinstance(token, str):
+        try:
+            return int(token)
+        except ValueError:
+            return token
+    return token
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="elcrec", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+
+    p = sub.add_parser("evaluate", help="full-ranking metrics of a trained run")
+    p.add_argument("run")
+    p.add_argument("--stage", choices=["valid", "test"], default="test")
+    p.add_argument("--history-mask", choices=CHOICES["history_mask"])
+    p.add_argument("--checkpoint", default="best.pt")
+
+    p = sub.add_parser("recommend", help="top-K items and the intent for a user or a sequence")
+    p.add_argument("run")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="a known user id (original id)")
+    who.add_argument("--items", nargs="+", help="an item sequence, oldest first (original ids)")
+    who.add_argument("--items-file", help="a file of item ids, oldest first")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--include-seen", action="store_true", help="do not exclude the input items")
+
+    p = sub.add_parser("data", help="load a data source and print its statistics")
+    p.add_argument("source")
+    p.add_argument("--format", default="auto", choices=["auto", "sequences", "pairs", "log"])
+    p.add_argument("--data-dir")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    handler = {
+        "train": cmd_train,
+        "evaluate": cmd_evaluate,
+        "recommend": cmd_recommend,
+        "data": cmd_data,
+    }[args.command]
+    try:
+        return handler(args)
+    except (DataError, ConfigError, FileNotFoundError, ValueError) as e:
+        print(f"elcrec {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

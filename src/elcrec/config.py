@@ -1,0 +1,285 @@
+"""Run configuration: one validated dataclass tree, saved with every run.
+
+A run is fully described by a :class:`RunConfig`; ``config.json`` in the run
+folder is that object, resolved (presets applied) and validated, so
+``elcrec train --config runs/x/config.json`` repeats the run exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+# Allowed values of the string options; checked by RunConfig.validate().
+CHOICES = {
+    "variant": ("sasrec", "backbone", "icl", "elcm", "full"),
+    "center_init": ("kmeans", "random"),
+    "pooling": ("mean_padded", "masked_mean", "concat"),
+    "seq_cl_repr": ("concat", "mean"),
+    "fusion": ("shift", "concat", "none"),
+    "intent_positive": ("original", "view"),
+    "push_norm": ("all_pairs", "off_diagonal"),
+    "history_mask": ("neg_inf", "zero"),
+    "device": ("auto", "cpu", "cuda"),
+}
+
+# The four benchmark files and the authors' settings behind Table 1
+# (METHOD.md sections 2, 3 and 5; the authors' run scripts).
+BENCHMARKS = {
+    "beauty": "Beauty",
+    "sports": "Sports_and_Outdoors",
+    "toys": "Toys_and_Games",
+    "yelp": "Yelp",
+}
+PAPER_SETTINGS = {
+    "beauty": dict(n_layers=1, n_clusters=256, alpha=10.0, fusion="shift"),
+    "sports": dict(n_layers=2, n_clusters=512, alpha=1.0, fusion="concat"),
+    "toys": dict(n_layers=3, n_clusters=512, alpha=1.0, fusion="concat"),
+    "yelp": dict(n_layers=2, n_clusters=256, alpha=0.1, fusion="concat"),
+}
+
+
+@dataclass
+class DataConfig:
+    # A benchmark name (beauty, sports, toys, yelp), "synthetic", or a file path.
+    source: str = "synthetic"
+    # For files: "sequences" (user item item ...), "pairs" (user item), or
+    # "log" (CSV/TSV/Parquet with named columns); "auto" guesses from the suffix.
+    format: str = "auto"
+    user_col: str = "user_id"
+    item_col: str = "item_id"
+    time_col: str = "timestamp"
+    kcore: int = 0  # 0 = no filtering; else iterate user/item k-core to a fixed point
+    drop_short_users: bool = False  # else users with < 3 items are an error
+    data_dir: str | None = None  # benchmark folder; else $ELCREC_DATA_DIR
+    max_len: int = 50  # T: most recent items kept per sequence
+    # Synthetic generator (used when source == "synthetic").
+    synthetic_users: int = 6000
+    synthetic_items: int = 3000
+    synthetic_intents: int = 16
+    synthetic_seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    variant: str = "full"  # sasrec | backbone (+seq CL) | icl | elcm | full
+    hidden: int = 64
+    n_layers: int = 1
+    n_heads: int = 2
+    dropout: float = 0.5  # hidden and attention dropout
+    n_clusters: int = 256
+    alpha: float = 10.0  # weight of the cluster loss
+    cl_weight: float = 0.1  # weight of the sequence CL
+    intent_cl_weight: float = 0.1  # weight of the intent CL
+    temperature: float = 1.0
+    center_init: str = "kmeans"
+    pooling: str = "masked_mean"  # user representation for clustering and intent CL
+    seq_cl_repr: str = "concat"  # concat of position outputs (the code's) or mean
+    fusion: str = "shift"
+    intent_positive: str = "original"
+    push_norm: str = "all_pairs"  # the code averages over all k^2 pairs
+    # Augmentation ratios (crop keeps tao, mask hides gamma, reorder shuffles beta).
+    crop_ratio: float = 0.2
+    mask_ratio: float = 0.7
+    reorder_ratio: float = 0.2
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 1
+    epochs: int = 300
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 40  # epochs without a better validation NDCG@20
+    # Length bucketing: sort users by length inside pools of this many batches
+    # so a batch is padded to its own longest sequence, not to T.
+    # 0 = every batch padded to T (the authors' way).
+    bucket_batches: int = 32
+    # Encoder passes per step: 5 = the authors' (views encoded again for the
+    # intent CL), 3 = the two views shared by both contrasts.
+    encoder_passes: int = 3
+    history_mask: str = "neg_inf"
+    eval_batch_size: int = 2048
+    device: str = "auto"
+    threads: int = 0  # 0 = torch default
+    log_every_epoch: bool = True
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    preset: str | None = None  # e.g. "paper" or "fast", recorded for the reader
+
+    def validate(self) -> RunConfig:
+        for section in (self.data, self.model, self.train):
+            for f in fields(section):
+                value = getattr(section, f.name)
+                if f.name in CHOICES and value not in CHOICES[f.name]:
+                    raise ConfigError(
+                        f"{type(section).__name__[:-6].lower()}.{f.name} = {value!r}: "
+                        f"expected one of {', '.join(CHOICES[f.name])}"
+                    )
+        positive = [
+            ("data.max_len", self.data.max_len),
+            ("model.hidden", self.model.hidden),
+            ("model.n_layers", self.model.n_layers),
+            ("model.n_heads", self.model.n_heads),
+            ("model.n_clusters", self.model.n_clusters),
+            ("train.batch_size", self.train.batch_size),
+            ("train.epochs", self.train.epochs),
+            ("train.eval_batch_size", self.train.eval_batch_size),
+        ]
+        for name, value in positive:
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} = {value!r}: expected a positive integer")
+        if self.model.hidden % self.model.n_heads:
+            raise ConfigError("model.hidden must be divisible by model.n_heads")
+        if not 0.0 <= self.model.dropout < 1.0:
+            raise ConfigError(f"model.dropout = {self.model.dropout}: expected 0 <= p < 1")
+        for name in ("crop_ratio", "mask_ratio", "reorder_ratio"):
+            if not 0.0 <= getattr(self.model, name) <= 1.0:
+                raise ConfigError(f"model.{name} must lie in [0, 1]")
+        if self.train.encoder_passes not in (3, 5):
+            raise ConfigError("train.encoder_passes must be 3 or 5")
+        if self.model.temperature <= 0:
+            raise ConfigError("model.temperature must be positive")
+        if self.train.patience < 1:
+            raise ConfigError("train.patience must be at least 1")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], origin: str = "config") -> RunConfig:
+        cfg = cls()
+        unknown_top = set(raw) - {"data", "model", "train", "preset"}
+        if unknown_top:
+            raise ConfigError(f"{origin}: unknown section(s) {sorted(unknown_top)}")
+        cfg.preset = raw.get("preset")
+        for name in ("data", "model", "train"):
+            section = getattr(cfg, name)
+            values = raw.get(name, {})
+            known = {f.name: f for f in fields(section)}
+            for key, value in values.items():
+                if key not in known:
+                    raise ConfigError(f"{origin}: unknown option {name}.{key}")
+                setattr(section, key, _coerce(value, getattr(section, key), f"{name}.{key}"))
+        return cfg.validate()
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+        try:
+            raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"{path}: not valid {path.suffix[1:] or 'json'}: {e}") from None
+        return cls.from_dict(raw, origin=str(path))
+
+    def save(self, path: str | Path) -> None:
+        from elcrec._io import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def replace(self, **overrides: Any) -> RunConfig:
+        """Apply dotted overrides, e.g. ``cfg.replace(**{"train.seed": 2})``."""
+        cfg = RunConfig.from_dict(self.to_dict())
+        for dotted, value in overrides.items():
+            section_name, _, key = dotted.partition(".")
+            section = getattr(cfg, section_name, None)
+            if section is None or not hasattr(section, key):
+                raise ConfigError(f"unknown option {dotted}")
+            setattr(section, key, _coerce(value, getattr(section, key), dotted))
+        return cfg.validate()
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range."""
+
+
+def _coerce(value: Any, current: Any, name: str) -> Any:
+    """Convert strings from the command line to the type the field holds."""
+    if isinstance(current, bool):
+        if isinstance(value, str):
+            if value.lower() in ("1", "true", "yes"):
+                return True
+            if value.lower() in ("0", "false", "no"):
+                return False
+            raise ConfigError(f"{name} = {value!r}: expected true or false")
+        return bool(value)
+    try:
+        if isinstance(current, int) and not isinstance(value, bool):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} = {value!r}: expected a {type(current).__name__}") from None
+    return value
+
+
+def preset(name: str, dataset: str = "beauty") -> RunConfig:
+    """Named starting points.
+
+    * ``paper``: the authors' code and settings for a benchmark (METHOD.md
+      section 5): k-means initialised centers, mean pooling over all T
+      positions with padding, per-position fusion, five encoder passes, each
+      batch padded to T, history items masked by zero.  Slow, faithful.
+    * ``fast``: the same hyper-parameters with the cheaper, equivalent-in-spirit
+      choices: length-bucketed batches, masked mean pooling, three encoder
+      passes, minus-infinity masking.
+    """
+    dataset = dataset.lower()
+    if dataset not in PAPER_SETTINGS:
+        raise ConfigError(f"no paper settings for {dataset!r}; choose one of {sorted(BENCHMARKS)}")
+    cfg = RunConfig(preset=f"{name}:{dataset}")
+    cfg.data.source = dataset
+    for key, value in PAPER_SETTINGS[dataset].items():
+        setattr(cfg.model, key, value)
+    if name == "paper":
+        cfg.model.pooling = "mean_padded"
+        cfg.model.center_init = "kmeans"
+        cfg.train.bucket_batches = 0
+        cfg.train.encoder_passes = 5
+        cfg.train.history_mask = "zero"
+    elif name == "fast":
+        cfg.model.pooling = "masked_mean"
+        cfg.train.bucket_batches = 32
+        cfg.train.encoder_passes = 3
+        cfg.train.history_mask = "neg_inf"
+    else:
+        raise ConfigError(f"unknown preset {name!r}: expected paper or fast")
+    return cfg.validate()
+
+
+def describe(cfg: RunConfig) -> str:
+    """One line per option, for logs."""
+    out = []
+    for section in ("data", "model", "train"):
+        for key, value in asdict(getattr(cfg, section)).items():
+            out.append(f"{section}.{key} = {value}")
+    return "\n".join(out)
+
+
+__all__ = [
+    "BENCHMARKS",
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "PAPER_SETTINGS",
+    "RunConfig",
+    "TrainConfig",
+    "preset",
+]

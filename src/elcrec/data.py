@@ -1,0 +1,594 @@
+"""Data in: readers, benchmark files, the synthetic default, the leave-one-out
+split, and the vectorised batches (negatives and augmented views) that feed
+training.
+
+Internally items are 1..N (0 is padding) and users 0..U-1; the original ids
+travel with the data (``Interactions.item_ids`` / ``user_ids``) so that every
+answer can be given back in the user's own ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from elcrec.config import BENCHMARKS, DataConfig
+
+BENCHMARK_SHA256 = {
+    "Beauty": "226cce9c3105299ca0db9615d7d3fb32b3175e90da43100ae352599f0f0107b8",
+    "Sports_and_Outdoors": "2a095e0648872beb9982408958290f5d655db5be2911c3756b5446de9f0b8de2",
+    "Toys_and_Games": "176c680c688d497598c4a89a03b402c0fe78d795e5db335c2e78dd5f2d778a3f",
+    "Yelp": "724b219106b81dd2349027da997334ddb6da9fe2f152ad6e0d97a93170f7caed",
+}
+# The public copy the ICLRec authors distribute (the files are unchanged there).
+BENCHMARK_URL = "https://raw.githubusercontent.com/salesforce/ICLRec/master/data/{name}.txt"
+MIN_SPLIT_LEN = 3  # train input may be empty, but validation and test need an item each
+
+
+class DataError(ValueError):
+    """Input data that cannot be used; the message names the file and line or column."""
+
+
+# --------------------------------------------------------------------------- #
+# Interactions: chronological item sequences per user, with the id mapping.
+# --------------------------------------------------------------------------- #
+@dataclass
+class Interactions:
+    """Per-user chronological sequences over internal item ids 1..N."""
+
+    user_ids: list  # original user id of internal user u
+    item_ids: list  # original item id of internal item i is item_ids[i - 1]
+    flat: np.ndarray  # all sequences concatenated (int64)
+    offsets: np.ndarray  # sequence u is flat[offsets[u]:offsets[u + 1]]
+    name: str = "data"
+    planted_intents: np.ndarray | None = None  # synthetic data only
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def sequence(self, u: int) -> np.ndarray:
+        return self.flat[self.offsets[u] : self.offsets[u + 1]]
+
+    @classmethod
+    def from_sequences(
+        cls, users: list, sequences: list[list], name: str = "data", sort_ids: bool = True
+    ) -> Interactions:
+        """Map original ids to contiguous internal ids (sorted order when the ids sort)."""
+        uniq = {item for seq in sequences for item in seq}
+        try:
+            item_ids = sorted(uniq) if sort_ids else list(uniq)
+        except TypeError:  # mixed types: keep first-seen order
+            item_ids = list(dict.fromkeys(item for seq in sequences for item in seq))
+        index = {item: i + 1 for i, item in enumerate(item_ids)}
+        lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+        offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.fromiter(
+            (index[item] for seq in sequences for item in seq), dtype=np.int64, count=offsets[-1]
+        )
+        return cls(list(users), item_ids, flat, offsets, name=name)
+
+    def stats(self) -> dict:
+        lengths = self.lengths
+        return {
+            "users": self.n_users,
+            "items": self.n_items,
+            "interactions": int(lengths.sum()),
+            "avg_length": round(float(lengths.mean()), 2) if len(lengths) else 0.0,
+            "max_length": int(lengths.max()) if len(lengths) else 0,
+        }
+
+
+# --------------------------------------------------------------------------- #
+# Readers
+# --------------------------------------------------------------------------- #
+def _parse_int(token: str, path: Path, lineno: int, what: str) -> int:
+    try:
+        return int(token)
+    except ValueError:
+        raise DataError(f"{path}:{lineno}: {what} {token!r} is not an integer") from None
+
+
+def read_sequences(path: str | Path) -> tuple[list[int], list[list[int]]]:
+    """The benchmark format: one line per user, ``user_id item_1 item_2 ...``."""
+    path = Path(path)
+    users, seqs, seen = [], [], {}
+    with _open_text(path) as f:
+        for lineno, line in enumerate(f, 1):
+            tokens = line.split()
+            if not tokens:
+                continue
+            user = _parse_int(tokens[0], path, lineno, "user id")
+            if len(tokens) < 2:
+                raise DataError(f"{path}:{lineno}: user {user} has no items")
+            if user in seen:
+                raise DataError(f"{path}:{lineno}: user {user} already listed on line {seen[user]}")
+            seen[user] = lineno
+            users.append(user)
+            seqs.append([_parse_int(t, path, lineno, "item id") for t in tokens[1:]])
+    if not users:
+        raise DataError(f"{path}: empty file (expected lines of 'user_id item_1 item_2 ...')")
+    return users, seqs
+
+
+def read_pairs(path: str | Path) -> tuple[list[int], list[list[int]]]:
+    """One interaction per line, ``user item``, chronological within each user."""
+    path = Path(path)
+    by_user: dict[int, list[int]] = {}
+    with _open_text(path) as f:
+        for lineno, line in enumerate(f, 1):
+            tokens = line.split()
+            if not tokens:
+                continue
+            if len(tokens) != 2:
+                raise DataError(f"{path}:{lineno}: expected 'user item', got {len(tokens)} fields")
+            user = _parse_int(tokens[0], path, lineno, "user id")
+            item = _parse_int(tokens[1], path, lineno, "item id")
+            by_user.setdefault(user, []).append(item)
+    if not by_user:
+        raise DataError(f"{path}: empty file (expected lines of 'user item')")
+    return list(by_user), list(by_user.values())
+
+
+def read_log(
+    path: str | Path,
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    time_col: str = "timestamp",
+) -> tuple[list, list[list]]:
+    """CSV, TSV or Parquet with named columns; sorted by time, ties kept in file order."""
+    import pandas as pd
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        else:
+            sep = "\t" if suffix in (".tsv", ".tab") else ","
+            frame = pd.read_csv(path, sep=sep)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: empty file (expected a header and rows)") from None
+    except Exception as e:  # parser errors carry the line number in their text
+        raise DataError(f"{path}: cannot parse: {e}") from None
+    missing = [c for c in (user_col, item_col, time_col) if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {missing}; found {list(frame.columns)} "
+            "(set --user-col/--item-col/--time-col)"
+        )
+    if frame.empty:
+        raise DataError(f"{path}: no rows")
+    for col in (user_col, item_col, time_col):
+        bad = frame[col].isna().to_numpy().nonzero()[0]
+        if len(bad):
+            # +2: one for the header, one because file lines count from 1.
+            raise DataError(f"{path}: column {col!r} is empty on line {bad[0] + 2}")
+    times = frame[time_col]
+    if not pd.api.types.is_numeric_dtype(times):
+        parsed = pd.to_datetime(times, errors="coerce")
+        bad = parsed.isna().to_numpy().nonzero()[0]
+        if len(bad):
+            value = times.iloc[bad[0]]
+            raise DataError(
+                f"{path}: column {time_col!r} line {bad[0] + 2}: {value!r} is not a time"
+            )
+        frame = frame.assign(**{time_col: parsed})
+    frame = frame.assign(_row=np.arange(len(frame)))
+    # A stable sort by (user, time, file row) keeps ties in file order.
+    frame = frame.sort_values([user_col, time_col, "_row"], kind="stable")
+    users, seqs = [], []
+    for user, group in frame.groupby(user_col, sort=False):
+        users.append(_plain(user))
+        seqs.append([_plain(v) for v in group[item_col].tolist()])
+    return users, seqs
+
+
+def _plain(value):
+    """numpy scalars to Python ones, so ids serialise to JSON as the user wrote them."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _open_text(path: Path):
+    try:
+        return open(path, encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected a file") from None
+
+
+def kcore_filter(users: list, seqs: list[list], k: int) -> tuple[list, list[list]]:
+    """Drop users and items with fewer than k interactions, repeated to a fixed point."""
+    if k <= 1:
+        return users, seqs
+    while True:
+        item_count: dict = {}
+        for seq in seqs:
+            for item in seq:
+                item_count[item] = item_count.get(item, 0) + 1
+        new_users, new_seqs = [], []
+        for user, seq in zip(users, seqs):
+            kept = [item for item in seq if item_count[item] >= k]
+            if len(kept) >= k:
+                new_users.append(user)
+                new_seqs.append(kept)
+        changed = sum(map(len, new_seqs)) != sum(map(len, seqs))
+        users, seqs = new_users, new_seqs
+        if not changed:
+            return users, seqs
+
+
+# --------------------------------------------------------------------------- #
+# Benchmarks
+# --------------------------------------------------------------------------- #
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def benchmark_path(
+    name: str, data_dir: str | None = None, url: str = BENCHMARK_URL, timeout: float = 30.0
+) -> Path:
+    """Locate (or fetch) a benchmark file by name and verify its sha256."""
+    key = name.lower()
+    if key not in BENCHMARKS:
+        raise DataError(f"unknown benchmark {name!r}; choose one of {sorted(BENCHMARKS)}")
+    stem = BENCHMARKS[key]
+    folder = data_dir or os.environ.get("ELCREC_DATA_DIR")
+    if not folder:
+        folder = str(Path.home() / ".cache" / "elcrec")
+    path = Path(folder) / f"{stem}.txt"
+    expected = BENCHMARK_SHA256[stem]
+    if not path.exists():
+        _download(url.format(name=stem), path, expected, timeout)
+    actual = sha256_of(path)
+    if actual != expected:
+        raise DataError(
+            f"{path}: sha256 {actual} does not match the published {expected}; "
+            "the file is not the benchmark file (replace it with the ICLRec copy)"
+        )
+    return path
+
+
+def _download(url: str, path: Path, expected: str, timeout: float) -> None:
+    from elcrec._io import atomic_write
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            payload = response.read()
+    except (urllib.error.URLError, OSError) as e:
+        raise DataError(
+            f"{path.name} not found in {path.parent} and could not be downloaded from {url} ({e}). "
+            f"Put {path.name} (sha256 {expected}) in that folder, or point --data-dir or "
+            "ELCREC_DATA_DIR at the folder that holds it."
+        ) from None
+    if hashlib.sha256(payload).hexdigest() != expected:
+        raise DataError(f"download from {url}: sha256 does not match {expected}; not saved")
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(payload))
+
+
+# --------------------------------------------------------------------------- #
+# Built-in synthetic data with planted intents
+# --------------------------------------------------------------------------- #
+def synthetic(
+    n_users: int = 6000, n_items: int = 3000, n_intents: int = 16, seed: int = 0
+) -> Interactions:
+    """Users follow one or two latent intents; each intent is a chain over its own items.
+
+    Every intent owns n_items / n_intents items in a random order.  A user has a
+    primary intent (the planted label) and, for 30% of users, a secondary one
+    used at 20% of steps.  The next item is the following item of the current
+    intent's chain (60%), another item of that intent (25%), or a popular item
+    of any intent (15%).  Deterministic for a given seed.
+    """
+    if n_items < n_intents * 4:
+        raise ValueError("synthetic data needs at least 4 items per intent")
+    rng = np.random.default_rng(seed)
+    owner = rng.permutation(n_items) % n_intents  # intent of each item (0-based item index)
+    chains = [rng.permutation(np.flatnonzero(owner == z)) for z in range(n_intents)]
+    position = np.empty(n_items, dtype=np.int64)
+    for chain in chains:
+        position[chain] = np.arange(len(chain))
+    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    popular = rng.permutation(n_items)
+    popularity = popularity / popularity.sum()
+
+    primary = rng.integers(0, n_intents, n_users)
+    secondary = np.where(rng.random(n_users) < 0.3, rng.integers(0, n_intents, n_users), primary)
+    lengths = np.minimum(5 + rng.poisson(8, n_users), 60)
+    seqs = []
+    for u in range(n_users):
+        chain = chains[primary[u]]
+        item = chain[rng.integers(len(chain))]
+        seq = [item]
+        for _ in range(lengths[u] - 1):
+            z = secondary[u] if rng.random() < 0.2 else primary[u]
+            chain = chains[z]
+            r = rng.random()
+            if r < 0.6 and owner[item] == z:
+                item = chain[(position[item] + 1) % len(chain)]
+            elif r < 0.85:
+                item = chain[rng.integers(len(chain))]
+            else:
+                item = popular[rng.choice(n_items, p=popularity)]
+            seq.append(item)
+        seqs.append([int(i) + 1 for i in seq])
+    data = Interactions.from_sequences(list(range(n_users)), seqs, name="synthetic")
+    data.planted_intents = primary
+    return data
+
+
+def load(cfg: DataConfig) -> Interactions:
+    """Resolve ``cfg.source`` to Interactions (benchmark name, "synthetic" or a file)."""
+    source = cfg.source
+    if source == "synthetic":
+        return synthetic(
+            cfg.synthetic_users, cfg.synthetic_items, cfg.synthetic_intents, cfg.synthetic_seed
+        )
+    if source.lower() in BENCHMARKS:
+        path = benchmark_path(source, cfg.data_dir)
+        users, seqs = read_sequences(path)
+        name = BENCHMARKS[source.lower()]
+    else:
+        path = Path(source)
+        fmt = cfg.format
+        if fmt == "auto":
+            fmt = (
+                "log"
+                if path.suffix.lower() in (".csv", ".tsv", ".tab", ".parquet")
+                else "sequences"
+            )
+        if fmt == "sequences":
+            users, seqs = read_sequences(path)
+        elif fmt == "pairs":
+            users, seqs = read_pairs(path)
+        elif fmt == "log":
+            users, seqs = read_log(path, cfg.user_col, cfg.item_col, cfg.time_col)
+        else:
+            raise DataError(f"unknown data format {fmt!r}: expected sequences, pairs or log")
+        name = path.stem
+    users, seqs = kcore_filter(users, seqs, cfg.kcore)
+    short = [i for i, s in enumerate(seqs) if len(s) < MIN_SPLIT_LEN]
+    if short:
+        if not cfg.drop_short_users:
+            raise DataError(
+                f"{source}: user {users[short[0]]!r} has {len(seqs[short[0]])} item(s); the "
+                f"leave-one-out split needs at least {MIN_SPLIT_LEN} ({len(short)} such users). "
+                "Use --drop-short-users or --kcore to drop them."
+            )
+        keep = [i for i in range(len(seqs)) if len(seqs[i]) >= MIN_SPLIT_LEN]
+        users, seqs = [users[i] for i in keep], [seqs[i] for i in keep]
+    if not users:
+        raise DataError(f"{source}: no user is left after filtering")
+    return Interactions.from_sequences(users, seqs, name=name)
+
+
+# --------------------------------------------------------------------------- #
+# Leave-one-out split and batches
+# --------------------------------------------------------------------------- #
+def right_aligned(
+    flat: np.ndarray, starts: np.ndarray, ends: np.ndarray, max_len: int, width: int | None = None
+) -> np.ndarray:
+    """Rows flat[starts[i]:ends[i]], keeping the last max_len items, left-padded with 0.
+
+    The matrix is as wide as its longest row (or ``width``), not always max_len:
+    padding positions are masked out of attention, so the outputs at real
+    positions are the same however much padding there is.
+    """
+    lengths = np.minimum(ends - starts, max_len)
+    lengths = np.maximum(lengths, 0)
+    width = int(lengths.max(initial=0)) if width is None else width
+    out = np.zeros((len(starts), max(width, 1)), dtype=np.int64)
+    rows = np.repeat(np.arange(len(starts)), lengths)
+    within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    cols = out.shape[1] - np.repeat(lengths, lengths) + within
+    out[rows, cols] = flat[np.repeat(ends - lengths, lengths) + within]
+    return out
+
+
+@dataclass
+class Split:
+    """Leave-one-out (METHOD.md section 1): per user, the last item is the test
+    target, the second-to-last the validation target, the rest is training.
+
+    Training input of user u is seq[:-3] with targets seq[1:-2]; validation
+    input is seq[:-2]; test input is seq[:-1] (it includes the validation item).
+    """
+
+    data: Interactions
+    max_len: int
+
+    def __post_init__(self) -> None:
+        lengths = self.data.lengths
+        if (lengths < MIN_SPLIT_LEN).any():
+            u = int(np.argmax(lengths < MIN_SPLIT_LEN))
+            raise DataError(f"user {self.data.user_ids[u]!r} has fewer than {MIN_SPLIT_LEN} items")
+        self.starts = self.data.offsets[:-1]
+        self.ends = self.data.offsets[1:]
+        # Users with at least one training position (sequence length >= 4).
+        self.train_users = np.flatnonzero(lengths >= MIN_SPLIT_LEN + 1)
+        # Sorted (user * (N + 1) + item) keys of every interaction, for vectorised
+        # "has the user touched this item?" look-ups during negative sampling.
+        users = np.repeat(np.arange(self.data.n_users), lengths)
+        self._touched = np.unique(users * (self.data.n_items + 1) + self.data.flat)
+
+    # Inputs and targets ---------------------------------------------------- #
+    def inputs(self, users: np.ndarray, stage: str, width: int | None = None) -> np.ndarray:
+        """Right-aligned input matrix for 'train', 'valid' or 'test'."""
+        cut = {"train": 3, "valid": 2, "test": 1}[stage]
+        return right_aligned(
+            self.data.flat, self.starts[users], self.ends[users] - cut, self.max_len, width
+        )
+
+    def targets(self, users: np.ndarray, stage: str) -> np.ndarray:
+        if stage == "train":
+            raise ValueError("training targets are per position: use train_targets()")
+        return self.data.flat[self.ends[users] - (2 if stage == "valid" else 1)]
+
+    def train_targets(self, users: np.ndarray, width: int) -> np.ndarray:
+        """Next item at every training input position (seq[1:-2]), aligned with inputs()."""
+        return right_aligned(
+            self.data.flat, self.starts[users] + 1, self.ends[users] - 2, self.max_len, width
+        )
+
+    def history(self, users: np.ndarray, stage: str) -> tuple[np.ndarray, np.ndarray]:
+        """(row, item) pairs of the items to exclude when ranking for this stage:
+        everything before the target (validation: seq[:-2], test: seq[:-1])."""
+        cut = 2 if stage == "valid" else 1
+        starts, ends = self.starts[users], self.ends[users] - cut
+        lengths = ends - starts
+        rows = np.repeat(np.arange(len(users)), lengths)
+        within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return rows, self.data.flat[np.repeat(starts, lengths) + within]
+
+    def sample_negatives(self, users: np.ndarray, targets: np.ndarray, rng) -> np.ndarray:
+        """One item per target position that the user never touched (0 where target is 0)."""
+        n = self.data.n_items
+        neg = rng.integers(1, n + 1, size=targets.shape)
+        key_base = (users * (n + 1))[:, None]
+        todo = targets > 0
+        for _ in range(100):
+            keys = key_base + neg
+            pos = np.searchsorted(self._touched, keys)
+            pos = np.minimum(pos, len(self._touched) - 1)
+            bad = todo & (self._touched[pos] == keys)
+            if not bad.any():
+                break
+            neg[bad] = rng.integers(1, n + 1, size=int(bad.sum()))
+        return np.where(targets > 0, neg, 0)
+
+    # Batches ------------------------------------------------------------------ #
+    def train_batches(
+        self, batch_size: int, seed: int, epoch: int, bucket_batches: int
+    ) -> list[np.ndarray]:
+        """This epoch's batches of user indices; deterministic in (seed, epoch).
+
+        With bucket_batches > 0 users are shuffled, then sorted by length inside
+        pools of bucket_batches batches, so each batch holds similar lengths;
+        the batch order is shuffled again.
+        """
+        rng = np.random.default_rng([seed, epoch, 7])
+        users = rng.permutation(self.train_users)
+        if bucket_batches > 0:
+            lengths = np.minimum(self.ends[users] - self.starts[users] - 3, self.max_len)
+            pool = batch_size * bucket_batches
+            for lo in range(0, len(users), pool):
+                chunk = users[lo : lo + pool]
+                users[lo : lo + pool] = chunk[np.argsort(lengths[lo : lo + pool], kind="stable")]
+        batches = [users[i : i + batch_size] for i in range(0, len(users), batch_size)]
+        if bucket_batches > 0:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+    def eval_batches(self, batch_size: int, stage: str) -> Iterator[np.ndarray]:
+        """All users, in batches of similar input length (order does not change metrics)."""
+        cut = 2 if stage == "valid" else 1
+        lengths = np.minimum(self.ends - self.starts - cut, self.max_len)
+        order = np.argsort(lengths, kind="stable")
+        for i in range(0, len(order), batch_size):
+            yield order[i : i + batch_size]
+
+    def train_views(self, users: np.ndarray, rng, ratios: tuple[float, float, float]) -> np.ndarray:
+        """One augmented view of each user's full training input (crop, mask or
+        reorder, chosen uniformly), right-aligned and cut to the last max_len."""
+        starts, ends = self.starts[users], self.ends[users] - 3
+        return augment(self.data.flat, starts, ends, rng, ratios, self.max_len)
+
+
+def augment(
+    flat: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    rng,
+    ratios: tuple[float, float, float] = (0.2, 0.7, 0.2),
+    max_len: int = 50,
+) -> np.ndarray:
+    """Vectorised crop / mask / reorder, one operator per row drawn uniformly.
+
+    Follows the authors' operators exactly (CoSeRec/ICLRec ``data_augmentation``):
+    * crop: keep floor(tao*n) items (at least 1) from start ~ U{0..n-floor(tao*n)-1};
+    * mask: set floor(gamma*n) distinct positions to the padding id 0;
+    * reorder: shuffle the floor(beta*n) items from start ~ U{0..n-floor(beta*n)-1}.
+    """
+    tao, gamma, beta = ratios
+    n = np.maximum(ends - starts, 0)
+    b = len(n)
+    width = int(n.max(initial=0))
+    width = max(width, 1)
+    cols = np.arange(width)[None, :]
+    valid = cols < n[:, None]
+    seq = np.zeros((b, width), dtype=np.int64)  # left-aligned full sequences
+    idx = np.where(valid, starts[:, None] + cols, 0)
+    seq[valid] = flat[idx[valid]]
+
+    op = rng.integers(0, 3, size=b)
+    u = rng.random(b)
+    keys = rng.random((b, width))
+    out_start = np.zeros(b, dtype=np.int64)
+    out_len = n.copy()
+
+    # crop
+    sub = np.floor(tao * n).astype(np.int64)
+    crop_start = np.floor(u * np.maximum(n - sub, 1)).astype(np.int64)
+    is_crop = (op == 0) & (n > 0)
+    out_start[is_crop] = crop_start[is_crop]
+    out_len[is_crop] = np.maximum(sub[is_crop], 1)
+
+    # mask: the floor(gamma*n) positions with the smallest random keys
+    m = np.floor(gamma * n).astype(np.int64)
+    mask_keys = np.where(valid, keys, np.inf)
+    rank = np.argsort(np.argsort(mask_keys, axis=1, kind="stable"), axis=1, kind="stable")
+    is_mask = (op == 1)[:, None] & (rank < m[:, None])
+    seq = np.where(is_mask, 0, seq)
+
+    # reorder: sort the window by random keys, everything else by position
+    sub_r = np.floor(beta * n).astype(np.int64)
+    r_start = np.floor(u * np.maximum(n - sub_r, 1)).astype(np.int64)
+    in_window = (cols >= r_start[:, None]) & (cols < (r_start + sub_r)[:, None])
+    in_window &= (op == 2)[:, None]
+    sort_key = np.where(in_window, r_start[:, None] - 0.5 + keys * sub_r[:, None], cols)
+    perm = np.argsort(sort_key, axis=1, kind="stable")
+    seq = np.take_along_axis(seq, perm, axis=1)
+
+    # Right-align the [out_start, out_start + out_len) slice, keeping the last max_len.
+    flat_rows = seq.reshape(-1)
+    row_base = np.arange(b) * width
+    return right_aligned(flat_rows, row_base + out_start, row_base + out_start + out_len, max_len)
+
+
+__all__ = [
+    "DataError",
+    "Interactions",
+    "Split",
+    "augment",
+    "benchmark_path",
+    "kcore_filter",
+    "load",
+    "read_log",
+    "read_pairs",
+    "read_sequences",
+    "right_aligned",
+    "synthetic",
+]

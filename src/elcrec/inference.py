@@ -1,0 +1,156 @@
+"""Inference: top-K items and the intent for known users or any item sequence,
+in the user's own ids.  Loads weights only (``torch.load(weights_only=True)``).
+
+    rec = Recommender.load("runs/beauty")
+    rec.recommend([12, 7, 301], k=10)
+    rec.recommend_user(42, k=10)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from elcrec.config import RunConfig
+from elcrec.data import Interactions, right_aligned
+from elcrec.model import ELCRec
+
+
+@torch.no_grad()
+def assign_intents(model: ELCRec, interactions: Interactions, device="cpu", batch_size=2048):
+    """Nearest center of every user's full sequence (the test input: all but the last item)."""
+    model.eval()
+    n = interactions.n_users
+    starts, ends = interactions.offsets[:-1], interactions.offsets[1:] - 1
+    width = model.max_len if model.pads_to_max_len else None
+    out = np.empty(n, dtype=np.int64)
+    for i in range(0, n, batch_size):
+        sl = slice(i, min(i + batch_size, n))
+        items = right_aligned(interactions.flat, starts[sl], ends[sl], model.max_len, width)
+        out[sl] = model.intents(torch.from_numpy(items).to(device))[0].cpu().numpy()
+    return out
+
+
+@dataclass
+class Recommendation:
+    items: list  # original item ids, best first
+    scores: list[float]
+    intent: int | None  # nearest intent center (None for the plain SASRec variant)
+    unknown_items: list = field(default_factory=list)  # input ids not in the catalogue
+
+    def to_dict(self) -> dict:
+        return {
+            "items": self.items,
+            "scores": self.scores,
+            "intent": self.intent,
+            "unknown_items": self.unknown_items,
+        }
+
+
+class Recommender:
+    def __init__(self, model: ELCRec, interactions: Interactions, cfg: RunConfig, device="cpu"):
+        self.model = model.eval()
+        self.data = interactions
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.item_index = {item: i + 1 for i, item in enumerate(interactions.item_ids)}
+        self.user_index = {user: u for u, user in enumerate(interactions.user_ids)}
+        # JSON round trips turn int ids into ints, but a user may type "12" on a command line.
+        self._str_items = {str(item): i for item, i in self.item_index.items()}
+        self._str_users = {str(user): u for user, u in self.user_index.items()}
+
+    @classmethod
+    def load(
+        cls, run_dir: str | Path, device: str = "cpu", checkpoint: str = "best.pt"
+    ) -> Recommender:
+        from elcrec.train import load_data_files
+
+        run_dir = Path(run_dir)
+        for name in ("config.json", "data.json", checkpoint):
+            if not (run_dir / name).exists():
+                raise FileNotFoundError(f"{run_dir / name}: missing; is {run_dir} a finished run?")
+        cfg = RunConfig.load(run_dir / "config.json")
+        interactions = load_data_files(run_dir)
+        model = ELCRec(interactions.n_items, cfg.data.max_len, cfg.model)
+        state = torch.load(run_dir / checkpoint, map_location=device, weights_only=True)
+        model.load_state_dict(state)
+        return cls(model.to(device), interactions, cfg, device)
+
+    def _lookup_item(self, item):
+        if item in self.item_index:
+            return self.item_index[item]
+        return self._str_items.get(str(item))
+
+    def user_sequence(self, user) -> np.ndarray:
+        u = self.user_index.get(user, self._str_users.get(str(user)))
+        if u is None:
+            raise KeyError(f"unknown user {user!r}")
+        return self.data.sequence(u)
+
+    def recommend(self, items: list, k: int = 10, exclude_seen: bool = True) -> Recommendation:
+        """Top-k for a new sequence of original item ids (oldest first)."""
+        return self.recommend_many([items], k, exclude_seen)[0]
+
+    def recommend_user(self, user, k: int = 10, exclude_seen: bool = True) -> Recommendation:
+        """Top-k for a known user, from their whole sequence."""
+        seq = self.user_sequence(user)
+        return self._recommend_internal([seq], k, exclude_seen, [[]])[0]
+
+    def recommend_many(self, sequences: list[list], k: int = 10, exclude_seen: bool = True):
+        internal, unknown = [], []
+        for seq in sequences:
+            ids = [self._lookup_item(item) for item in seq]
+            unknown.append([item for item, i in zip(seq, ids) if i is None])
+            internal.append(np.array([i for i in ids if i is not None], dtype=np.int64))
+        return self._recommend_internal(internal, k, exclude_seen, unknown)
+
+    @torch.no_grad()
+    def _recommend_internal(self, seqs: list[np.ndarray], k, exclude_seen, unknown):
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        k = min(k, self.data.n_items)
+        lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        flat = np.concatenate(seqs) if len(seqs) else np.zeros(0, np.int64)
+        width = self.model.max_len if self.model.pads_to_max_len else None
+        items = torch.from_numpy(
+            right_aligned(flat, offsets[:-1], offsets[1:], self.model.max_len, width)
+        ).to(self.device)
+        scores = self.model.score(items)
+        if exclude_seen:
+            rows = np.repeat(np.arange(len(seqs)), lengths)
+            scores[torch.from_numpy(rows), torch.from_numpy(flat - 1)] = float("-inf")
+        top = torch.topk(scores, k, dim=1)
+        intents = None
+        if self.model.uses_intents:
+            intents = self.model.intents(items)[0].tolist()
+        out = []
+        for r in range(len(seqs)):
+            idx = top.indices[r].tolist()
+            vals = top.values[r].tolist()
+            keep = [j for j, v in enumerate(vals) if v != float("-inf")]
+            out.append(
+                Recommendation(
+                    items=[self.data.item_ids[idx[j]] for j in keep],
+                    scores=[float(vals[j]) for j in keep],
+                    intent=None if intents is None else int(intents[r]),
+                    unknown_items=unknown[r],
+                )
+            )
+        return out
+
+    def metadata(self) -> dict:
+        from elcrec import __version__
+
+        return {
+            "dataset": self.data.name,
+            "items": self.data.n_items,
+            "users": self.data.n_users,
+            "intents": self.cfg.model.n_clusters if self.model.uses_intents else 0,
+            "model": json.loads(json.dumps(self.cfg.to_dict()["model"])),
+            "version": __version__,
+        }

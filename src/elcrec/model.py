@@ -1,0 +1,300 @@
+"""ELCRec: a SASRec encoder, learnable intent clusters (ELCM) and
+intent-assisted contrastive learning (ICL), in one file.
+
+Everything the forward pass and the losses need is here; the options are the
+fields of :class:`elcrec.config.ModelConfig` (METHOD.md sections 2-5).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from elcrec.config import ModelConfig
+
+ATTENTION_MASK_VALUE = (
+    -10000.0
+)  # the authors' additive mask; finite, so fully masked rows stay finite
+
+
+# --------------------------------------------------------------------------- #
+# SASRec encoder (post-LN Transformer, METHOD.md section 2)
+# --------------------------------------------------------------------------- #
+class Block(nn.Module):
+    def __init__(self, hidden: int, n_heads: int, dropout: float):
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.attn_out = nn.Linear(hidden, hidden)
+        self.ln1 = nn.LayerNorm(hidden, eps=1e-12)
+        self.ffn_in = nn.Linear(hidden, 4 * hidden)
+        self.ffn_out = nn.Linear(4 * hidden, hidden)
+        self.ln2 = nn.LayerNorm(hidden, eps=1e-12)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor, last_only: bool = False):
+        """``last_only``: compute the output of the last position only (scoring
+        needs no other), with the same keys and values, so the same result."""
+        b, length, d = x.shape
+        q, k, v = self.qkv(x).view(b, length, 3, self.n_heads, d // self.n_heads).unbind(2)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+        if last_only:
+            q, attn_mask, x = q[:, :, -1:], attn_mask[:, :, -1:], x[:, -1:]
+        p = self.dropout if self.training else 0.0
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
+        a = a.transpose(1, 2).reshape(b, q.shape[2], d)
+        x = self.ln1(x + F.dropout(self.attn_out(a), p, self.training))
+        h = self.ffn_out(F.gelu(self.ffn_in(x)))
+        return self.ln2(x + F.dropout(h, p, self.training))
+
+
+class SASRec(nn.Module):
+    """Item sequence (B, L), right-aligned, 0 = padding -> one vector per position (B, L, d)."""
+
+    def __init__(self, n_items: int, max_len: int, cfg: ModelConfig):
+        super().__init__()
+        self.max_len = max_len
+        self.item_emb = nn.Embedding(n_items + 1, cfg.hidden, padding_idx=0)
+        self.pos_emb = nn.Embedding(max_len, cfg.hidden)
+        self.ln = nn.LayerNorm(cfg.hidden, eps=1e-12)
+        self.dropout = cfg.dropout
+        self.blocks = nn.ModuleList(
+            Block(cfg.hidden, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_layers)
+        )
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def forward(self, items: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """(B, L, d), or (B, 1, d) with ``last_only``."""
+        b, length = items.shape
+        # Right-aligned positions: the last item always sits at position T-1, so
+        # a batch padded to its own width gives the same outputs as one padded to T.
+        pos = torch.arange(self.max_len - length, self.max_len, device=items.device)
+        x = self.item_emb(items) + self.pos_emb(pos)
+        x = F.dropout(self.ln(x), self.dropout, self.training)
+        valid = items > 0
+        causal = torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
+        keep = causal[None, None] & valid[:, None, None, :]
+        mask = torch.zeros(keep.shape, dtype=x.dtype, device=x.device)
+        mask.masked_fill_(~keep, ATTENTION_MASK_VALUE)
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, last_only=last_only and i == len(self.blocks) - 1)
+        return x
+
+
+# --------------------------------------------------------------------------- #
+# Learnable clusters (ELCM, METHOD.md section 3): usable on any representation
+# --------------------------------------------------------------------------- #
+class LearnableClusters(nn.Module):
+    """k learnable centers on the unit sphere, trained by mini-batch losses only.
+
+    >>> clusters = LearnableClusters(k=8, dim=16)
+    >>> z = torch.randn(32, 16)
+    >>> loss, assignment = clusters(z)      # add ``loss`` to your model's loss
+    """
+
+    def __init__(self, k: int, dim: int, push_norm: str = "all_pairs"):
+        super().__init__()
+        self.centers = nn.Parameter(F.normalize(torch.randn(k, dim), dim=1))
+        self.push_norm = push_norm
+
+    @torch.no_grad()
+    def renormalize(self) -> None:
+        """Re-project the centers onto the unit sphere (the authors do it before every step)."""
+        self.centers.copy_(F.normalize(self.centers, dim=1))
+
+    @staticmethod
+    def sq_distances(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return (x * x).sum(-1, keepdim=True) + (c * c).sum(-1) - 2 * x @ c.T
+
+    def loss(self, z: torch.Tensor) -> torch.Tensor:
+        """Pull every (normalised) sample toward all centers, push centers apart."""
+        c = self.centers
+        k = c.shape[0]
+        pull = self.sq_distances(z, c).mean()
+        pair = self.sq_distances(c, c).sum()
+        push = pair / (k * k) if self.push_norm == "all_pairs" else pair / max(k * (k - 1), 1)
+        return pull - push
+
+    def assign(self, z: torch.Tensor) -> torch.Tensor:
+        return self.sq_distances(z, self.centers).argmin(dim=-1)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = F.normalize(z, dim=-1)
+        return self.loss(z), self.assign(z)
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Symmetric InfoNCE over 2n samples: a_i and b_i are positives, every other
+    a_j and b_j (j != i) a negative; dot-product similarity (the authors' NCELoss)."""
+    n = a.shape[0]
+    sim_ab = a @ b.T / temperature
+    eye = torch.eye(n, dtype=torch.bool, device=a.device)
+    sim_aa = (a @ a.T / temperature).masked_fill(eye, float("-inf"))
+    sim_bb = (b @ b.T / temperature).masked_fill(eye, float("-inf"))
+    logits = torch.cat(
+        [torch.cat([sim_ab, sim_aa], dim=1), torch.cat([sim_bb, sim_ab.T], dim=1)], dim=0
+    )
+    # Row i (an a) has its positive b_i in column i; row n+i (a b) has a_i in column n+i.
+    labels = torch.arange(2 * n, device=a.device)
+    return F.cross_entropy(logits, labels)
+
+
+def next_item_bce(h: torch.Tensor, item_emb: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor):
+    """Binary cross-entropy with one sampled negative, over non-padding target positions."""
+    valid = pos > 0
+    h = h[valid]
+    pos_logit = (h * item_emb[pos[valid]]).sum(-1)
+    neg_logit = (h * item_emb[neg[valid]]).sum(-1)
+    return -(F.logsigmoid(pos_logit) + F.logsigmoid(-neg_logit)).mean()
+
+
+# --------------------------------------------------------------------------- #
+# ELCRec
+# --------------------------------------------------------------------------- #
+VARIANT_PARTS = {
+    # variant: (sequence CL, intent CL with fusion, cluster loss)
+    "sasrec": (False, False, False),
+    "backbone": (True, False, False),
+    "icl": (True, True, False),
+    "elcm": (True, False, True),
+    "full": (True, True, True),
+}
+
+
+class ELCRec(nn.Module):
+    def __init__(self, n_items: int, max_len: int, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.max_len = max_len
+        self.encoder = SASRec(n_items, max_len, cfg)
+        self.seq_cl, self.intent_cl, self.use_cluster_loss = VARIANT_PARTS[cfg.variant]
+        dim = cfg.hidden * (max_len if cfg.pooling == "concat" else 1)
+        self.clusters = LearnableClusters(cfg.n_clusters, dim, cfg.push_norm)
+
+    # The authors' representation keeps the outputs at padding positions and
+    # needs every batch padded to T; the others zero them and allow any width.
+    @property
+    def pads_to_max_len(self) -> bool:
+        return self.cfg.pooling in ("mean_padded", "concat")
+
+    @property
+    def keeps_padding_outputs(self) -> bool:
+        return self.cfg.pooling == "mean_padded"
+
+    @property
+    def uses_intents(self) -> bool:
+        return self.intent_cl or self.use_cluster_loss
+
+    def encode(self, items: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(items)
+        if not self.keeps_padding_outputs:
+            h = h * (items > 0).unsqueeze(-1)
+        return h
+
+    def pool(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """One vector per sequence: the user representation that is clustered."""
+        if self.cfg.pooling == "mean_padded":
+            return h.mean(dim=1)
+        if self.cfg.pooling == "concat":
+            return h.reshape(h.shape[0], -1)
+        count = (items > 0).sum(dim=1, keepdim=True).clamp(min=1)
+        return h.sum(dim=1) / count
+
+    def user_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        """Last-position outputs: the query vectors scored against item embeddings."""
+        return self.encoder(items, last_only=True)[:, -1, :]
+
+    def score(self, items: torch.Tensor) -> torch.Tensor:
+        """Scores of items 1..N (column j is item j + 1) for each sequence."""
+        return self.user_vectors(items) @ self.encoder.item_emb.weight[1:].T
+
+    def intents(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(nearest center, squared distances to all centers) of each sequence."""
+        z = F.normalize(self.pool(self.encode(items), items), dim=-1)
+        d = LearnableClusters.sq_distances(z, self.clusters.centers)
+        return d.argmin(dim=-1), d
+
+    # ---------------------------------------------------------------------- #
+    def _fuse(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Each position output gets its own nearest center (on un-normalised
+        outputs, as the authors do), added (shift) or appended (concat)."""
+        if self.cfg.fusion == "none" or not self.intent_cl:
+            return h
+        c = self.clusters.centers
+        if c.shape[1] != h.shape[-1]:  # concat pooling: centers live in T*d space
+            return h
+        idx = LearnableClusters.sq_distances(h, c).argmin(dim=-1)
+        nearest = c[idx]
+        fused = h + nearest if self.cfg.fusion == "shift" else torch.cat([h, nearest], dim=-1)
+        if not self.keeps_padding_outputs:
+            fused = fused * (items > 0).unsqueeze(-1)
+        return fused
+
+    def _seq_repr(self, h: torch.Tensor) -> torch.Tensor:
+        if self.cfg.seq_cl_repr == "mean":
+            return h.mean(dim=1)
+        return h.reshape(h.shape[0], -1)
+
+    def losses(
+        self,
+        items: torch.Tensor,
+        pos: torch.Tensor,
+        neg: torch.Tensor,
+        views: torch.Tensor | None,
+        encoder_passes: int = 3,
+    ) -> dict[str, torch.Tensor]:
+        """All loss terms of one training step; ``total`` is what is optimised.
+
+        ``views`` stacks the two augmented views of each sequence: (2B, L').
+        """
+        cfg = self.cfg
+        if self.uses_intents:
+            self.clusters.renormalize()
+        h = self.encode(items)
+        out = {"next_item": next_item_bce(h, self.encoder.item_emb.weight, pos, neg)}
+        total = out["next_item"]
+        assigned = None
+        if self.uses_intents:
+            z = F.normalize(self.pool(h, items), dim=-1)
+            assigned = self.clusters.assign(z)
+            if self.use_cluster_loss:
+                out["cluster"] = self.clusters.loss(z)
+                total = total + cfg.alpha * out["cluster"]
+        if self.seq_cl and views is not None:
+            hv = self.encode(views)
+            n = views.shape[0] // 2
+            rep = self._seq_repr(self._fuse(hv, views))
+            out["seq_cl"] = info_nce(rep[:n], rep[n:], cfg.temperature)
+            total = total + cfg.cl_weight * out["seq_cl"]
+            if self.intent_cl:
+                if encoder_passes == 5:  # the authors encode the views again, new dropout
+                    hv = self.encode(views)
+                pooled = self.pool(hv, views)
+                c = self.clusters.centers
+                if cfg.intent_positive == "original":
+                    pos1 = pos2 = c[assigned]
+                else:
+                    own = self.clusters.assign(F.normalize(pooled, dim=-1))
+                    pos1, pos2 = c[own[:n]], c[own[n:]]
+                out["intent_cl"] = 0.5 * (
+                    info_nce(pooled[:n], pos1, cfg.temperature)
+                    + info_nce(pooled[n:], pos2, cfg.temperature)
+                )
+                total = total + cfg.intent_cl_weight * out["intent_cl"]
+        out["total"] = total
+        return out
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,351 @@
+"""Training: one run = one folder.
+
+    run_dir/
+      config.json        resolved, validated config (``elcrec train --config`` repeats it)
+      data.json          id mapping (original user and item ids) and dataset name
+      sequences.npz      the users' item sequences (for recommending to known users)
+      metrics.jsonl      one line per epoch: losses, validation metrics, timings
+      tb/                TensorBoard events
+      last.pt            end-of-epoch checkpoint: model, optimizer, RNG, early stopping
+      best.pt            weights of the best validation NDCG@20
+      test_metrics.json  test metrics of best.pt, written once at the end
+
+The loop is plain: for each epoch, for each batch, losses -> backward -> step;
+then validate, keep the best, stop after ``patience`` epochs without progress.
+Every checkpoint is written atomically, and the batches, negatives and views
+of an epoch depend only on (seed, epoch), so a run that is killed and resumed
+ends exactly where an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from elcrec import data as data_mod
+from elcrec._io import atomic_write, atomic_write_text
+from elcrec.config import ConfigError, RunConfig
+from elcrec.evaluate import evaluate, nmi
+from elcrec.model import ELCRec
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device = cuda, but no CUDA device is available")
+    return torch.device(name)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def save_torch(obj, path: Path) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
+
+
+def save_data_files(run_dir: Path, interactions: data_mod.Interactions) -> None:
+    meta = {
+        "name": interactions.name,
+        "user_ids": list(interactions.user_ids),
+        "item_ids": list(interactions.item_ids),
+    }
+    atomic_write_text(run_dir / "data.json", json.dumps(meta))
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, flat=interactions.flat, offsets=interactions.offsets)
+
+    atomic_write(run_dir / "sequences.npz", write)
+
+
+def load_data_files(run_dir: Path) -> data_mod.Interactions:
+    meta = json.loads((run_dir / "data.json").read_text())
+    arrays = np.load(run_dir / "sequences.npz", allow_pickle=False)
+    return data_mod.Interactions(
+        meta["user_ids"], meta["item_ids"], arrays["flat"], arrays["offsets"], name=meta["name"]
+    )
+
+
+@torch.no_grad()
+def pooled_train_representations(model: ELCRec, split: data_mod.Split, device, batch_size=1024):
+    """Pooled representations of every user's training input (eval mode)."""
+    model.eval()
+    width = split.max_len if model.pads_to_max_len else None
+    users = np.arange(split.data.n_users)
+    out = []
+    for i in range(0, len(users), batch_size):
+        items = torch.from_numpy(split.inputs(users[i : i + batch_size], "train", width)).to(device)
+        out.append(model.pool(model.encode(items), items).cpu())
+    model.train()
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+def kmeans_init(model: ELCRec, split: data_mod.Split, device, seed: int) -> None:
+    """The authors' initialisation: k-means (faiss) over the untrained encoder's
+    pooled training representations, centers then L2-normalised."""
+    import faiss
+
+    x = np.ascontiguousarray(pooled_train_representations(model, split, device))
+    k = model.cfg.n_clusters
+    if len(x) < k:
+        raise ConfigError(f"model.n_clusters = {k} exceeds the {len(x)} users to cluster")
+    km = faiss.Kmeans(x.shape[1], k, niter=20, seed=seed, verbose=False, min_points_per_centroid=1)
+    km.train(x)
+    centers = torch.from_numpy(km.centroids).to(device)
+    with torch.no_grad():
+        model.clusters.centers.copy_(torch.nn.functional.normalize(centers, dim=1))
+
+
+def intent_nmi(model: ELCRec, split: data_mod.Split, device) -> dict | None:
+    """NMI of learned intents (test inputs) with planted ones, synthetic data only."""
+    planted = split.data.planted_intents
+    if planted is None:
+        return None
+    from elcrec.inference import assign_intents
+
+    learned = assign_intents(model, split.data, device=device)
+    rng = np.random.default_rng(0)
+    random = rng.integers(0, model.cfg.n_clusters, len(planted))
+    return {
+        "nmi": nmi(planted, learned),
+        "random_nmi": nmi(planted, random),
+        "used_intents": int(len(np.unique(learned))),
+    }
+
+
+class Run:
+    """A training run bound to its folder."""
+
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, interactions=None):
+        self.cfg = cfg.validate()
+        self.dir = Path(run_dir)
+        self.interactions = interactions
+
+    def _prepare_dir(self) -> bool:
+        """Create the folder, or check it belongs to this config. True = resume."""
+        config_path = self.dir / "config.json"
+        if config_path.exists():
+            existing = RunConfig.load(config_path)
+            if existing.to_dict() != self.cfg.to_dict():
+                raise ConfigError(
+                    f"{self.dir} holds a run with a different config; choose another --run-dir"
+                )
+            if (self.dir / "test_metrics.json").exists():
+                return True
+            return (self.dir / "last.pt").exists()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.cfg.save(config_path)
+        return False
+
+    def fit(self, progress: bool = True, max_epochs: int | None = None) -> dict:
+        """Train to early stopping (or ``max_epochs`` more epochs, for tests of resuming)."""
+        cfg = self.cfg
+        device = resolve_device(cfg.train.device)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        resuming = self._prepare_dir()
+        if resuming and (self.dir / "test_metrics.json").exists():
+            return json.loads((self.dir / "test_metrics.json").read_text())
+
+        interactions = self.interactions or data_mod.load(cfg.data)
+        if not (self.dir / "data.json").exists():
+            save_data_files(self.dir, interactions)
+        split = data_mod.Split(interactions, cfg.data.max_len)
+
+        torch.manual_seed(cfg.train.seed)
+        model = ELCRec(interactions.n_items, cfg.data.max_len, cfg.model).to(device)
+        opt = torch.optim.Adam(
+            model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
+        )
+        state = {"epoch": 0, "best_ndcg20": -1.0, "best_epoch": -1, "bad_epochs": 0, "wall_s": 0.0}
+        if resuming:
+            ckpt = torch.load(self.dir / "last.pt", map_location=device, weights_only=False)
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            torch.set_rng_state(ckpt["torch_rng"])
+            state = ckpt["state"]
+            _truncate_metrics(self.dir / "metrics.jsonl", state["epoch"])
+        elif model.uses_intents and cfg.model.center_init == "kmeans":
+            kmeans_init(model, split, device, cfg.train.seed)
+
+        writer = _tensorboard(self.dir / "tb", purge_step=state["epoch"])
+        stop_at = (
+            cfg.train.epochs
+            if max_epochs is None
+            else min(cfg.train.epochs, state["epoch"] + max_epochs)
+        )
+        try:
+            while state["epoch"] < stop_at and state["bad_epochs"] < cfg.train.patience:
+                epoch = state["epoch"]
+                t0 = time.perf_counter()
+                losses = self._train_epoch(model, opt, split, epoch, device, progress)
+                t1 = time.perf_counter()
+                valid = evaluate(
+                    model, split, "valid", cfg.train.eval_batch_size, cfg.train.history_mask, device
+                )
+                t2 = time.perf_counter()
+                state["wall_s"] += t2 - t0
+                improved = valid["NDCG@20"] > state["best_ndcg20"]
+                if improved:
+                    state.update(best_ndcg20=valid["NDCG@20"], best_epoch=epoch, bad_epochs=0)
+                    save_torch(model.state_dict(), self.dir / "best.pt")
+                else:
+                    state["bad_epochs"] += 1
+                record = {
+                    "epoch": epoch,
+                    **{f"loss/{k}": v for k, v in losses.items()},
+                    **{f"valid/{k}": v for k, v in valid.items()},
+                    "train_s": t1 - t0,
+                    "eval_s": t2 - t1,
+                    "peak_rss_mb": peak_rss_mb(),
+                }
+                with open(self.dir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                if writer is not None:
+                    for key, value in record.items():
+                        if key != "epoch":
+                            writer.add_scalar(key, value, epoch)
+                    writer.flush()
+                if progress:
+                    print(
+                        f"epoch {epoch}: valid HR@20 {valid['HR@20']:.4f} NDCG@20 "
+                        f"{valid['NDCG@20']:.4f} (best {state['best_ndcg20']:.4f} @ "
+                        f"{state['best_epoch']}) train {t1 - t0:.1f}s eval {t2 - t1:.1f}s",
+                        flush=True,
+                    )
+                state["epoch"] = epoch + 1
+                save_torch(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "torch_rng": torch.get_rng_state(),
+                        "state": state,
+                    },
+                    self.dir / "last.pt",
+                )
+        except KeyboardInterrupt:
+            print(
+                f"\ninterrupted; resume with: elcrec train --config {self.dir / 'config.json'} "
+                f"--run-dir {self.dir}",
+                flush=True,
+            )
+            raise
+        finally:
+            if writer is not None:
+                writer.close()
+        if state["epoch"] < cfg.train.epochs and state["bad_epochs"] < cfg.train.patience:
+            return {"unfinished": True, **state}  # max_epochs reached: resumable
+        return self._finish(model, split, device, state)
+
+    def _train_epoch(self, model, opt, split, epoch, device, progress) -> dict[str, float]:
+        cfg = self.cfg
+        model.train()
+        rng = np.random.default_rng([cfg.train.seed, epoch, 1])
+        batches = split.train_batches(
+            cfg.train.batch_size, cfg.train.seed, epoch, cfg.train.bucket_batches
+        )
+        width = split.max_len if model.pads_to_max_len else None
+        ratios = (cfg.model.crop_ratio, cfg.model.mask_ratio, cfg.model.reorder_ratio)
+        sums: dict[str, float] = {}
+        bar = _progress(batches, f"epoch {epoch}", progress)
+        for users in bar:
+            items = split.inputs(users, "train", width)
+            pos = split.train_targets(users, items.shape[1])
+            neg = split.sample_negatives(users, pos, rng)
+            views = None
+            if model.seq_cl:
+                v1 = split.train_views(users, rng, ratios)
+                v2 = split.train_views(users, rng, ratios)
+                w = width or max(v1.shape[1], v2.shape[1])
+                views = torch.from_numpy(np.concatenate([_pad_to(v1, w), _pad_to(v2, w)])).to(
+                    device
+                )
+            out = model.losses(
+                torch.from_numpy(items).to(device),
+                torch.from_numpy(pos).to(device),
+                torch.from_numpy(neg).to(device),
+                views,
+                cfg.train.encoder_passes,
+            )
+            opt.zero_grad(set_to_none=True)
+            out["total"].backward()
+            opt.step()
+            for key, value in out.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+            if progress:
+                bar.set_postfix({k: f"{v:.3f}" for k, v in out.items()}, refresh=False)
+        return {k: v / max(len(batches), 1) for k, v in sums.items()}
+
+    def _finish(self, model, split, device, state) -> dict:
+        cfg = self.cfg
+        model.load_state_dict(
+            torch.load(self.dir / "best.pt", map_location=device, weights_only=True)
+        )
+        test = evaluate(
+            model, split, "test", cfg.train.eval_batch_size, cfg.train.history_mask, device
+        )
+        result = {
+            "test": test,
+            "best_epoch": state["best_epoch"],
+            "best_valid_ndcg20": state["best_ndcg20"],
+            "epochs_run": state["epoch"],
+            "wall_s": state["wall_s"],
+            "history_mask": cfg.train.history_mask,
+            "seed": cfg.train.seed,
+        }
+        intents = intent_nmi(model, split, device) if model.uses_intents else None
+        if intents is not None:
+            result["intents"] = intents
+        atomic_write_text(self.dir / "test_metrics.json", json.dumps(result, indent=2) + "\n")
+        return result
+
+
+def _pad_to(matrix: np.ndarray, width: int) -> np.ndarray:
+    if matrix.shape[1] == width:
+        return matrix
+    out = np.zeros((matrix.shape[0], width), dtype=matrix.dtype)
+    out[:, width - matrix.shape[1] :] = matrix
+    return out
+
+
+def _truncate_metrics(path: Path, epochs: int) -> None:
+    """Keep only the lines of epochs already checkpointed (a kill may leave one more)."""
+    if not path.exists():
+        return
+    lines = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line)["epoch"] < epochs
+    ]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+def _tensorboard(path: Path, purge_step: int):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional at run time
+        return None
+    return SummaryWriter(str(path), purge_step=purge_step)
+
+
+def _progress(items, desc: str, enabled: bool):
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def train(cfg: RunConfig, run_dir: str | Path, interactions=None, progress: bool = True) -> dict:
+    """Train (or resume) a run and return its test metrics."""
+    return Run(cfg, run_dir, interactions).fit(progress=progress)

@@ -1,0 +1,37 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from elcrec import RunConfig
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def tiny_config(**overrides) -> RunConfig:
+    """A config that trains in a second or two on CPU."""
+    cfg = RunConfig()
+    cfg.data.synthetic_users = 300
+    cfg.data.synthetic_items = 200
+    cfg.data.synthetic_intents = 4
+    cfg.data.max_len = 20
+    cfg.model.n_clusters = 8
+    cfg.train.batch_size = 64
+    cfg.train.epochs = 2
+    cfg.train.bucket_batches = 2
+    cfg.train.eval_batch_size = 128
+    cfg.train.device = "cpu"
+    return cfg.replace(**overrides) if overrides else cfg.validate()
+
+
+@pytest.fixture
+def tiny():
+    return tiny_config
+
+
+@pytest.fixture
+def beauty_dir():
+    folder = os.environ.get("ELCREC_DATA_DIR") or str(SHARED_DATA)
+    if not (Path(folder) / "Beauty.txt").exists():
+        pytest.skip("Beauty.txt not available (set ELCREC_DATA_DIR)")
+    return folder

@@ -1,0 +1,86 @@
+"""The command line, including its errors on bad input."""
+
+import json
+
+import pytest
+
+from elcrec.cli import main
+from tests.conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    tiny_config().save(folder / "config.json")
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(folder / "config.json"),
+                "--run-dir",
+                str(folder / "run"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    return folder / "run"
+
+
+def test_train_prints_metrics_and_intents(trained, capsys):
+    result = json.loads((trained / "test_metrics.json").read_text())
+    assert {"test", "best_epoch", "wall_s", "intents"} <= set(result)
+    assert result["intents"]["random_nmi"] < 1.0
+
+
+def test_recommend_known_user_and_sequence(trained, capsys):
+    assert main(["recommend", str(trained), "--user", "5", "--k", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["user"] == "5" and len(out["items"]) == 3 and isinstance(out["intent"], int)
+    assert main(["recommend", str(trained), "--items", "1", "2", "999999", "--k", "4"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["unknown_items"] == [999999] and len(out["items"]) == 4
+
+
+def test_recommend_from_file(trained, tmp_path, capsys):
+    f = tmp_path / "items.txt"
+    f.write_text("3\n4\n5\n")
+    assert main(["recommend", str(trained), "--items-file", str(f)]) == 0
+    assert len(json.loads(capsys.readouterr().out)["items"]) == 10
+    f.write_text("")
+    assert main(["recommend", str(trained), "--items-file", str(f)]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+def test_evaluate(trained, capsys):
+    assert main(["evaluate", str(trained), "--stage", "valid"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stage"] == "valid" and 0 <= out["NDCG@20"] <= 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["recommend", "{run}", "--user", "no-such-user"], "unknown user"),
+        (["recommend", "{tmp}", "--items", "1"], "missing"),
+        (["train", "--data", "{tmp}/missing.txt"], "no such file"),
+        (["train", "--data", "{tmp}/bad.txt"], "bad.txt:2: item id 'x' is not an integer"),
+        (["train", "--data", "{tmp}/empty.txt"], "empty file"),
+        (["train", "--data", "{tmp}/short.txt"], "has 2 item(s)"),
+        (["train", "--data", "{tmp}/log.csv"], "missing column(s) ['timestamp']"),
+        (["train", "--set", "model.dropout=2"], "model.dropout"),
+        (["train", "--set", "model.nope=1"], "unknown option model.nope"),
+        (["train", "--set", "train.epochs=x"], "train.epochs"),
+        (["train", "--config", "{tmp}/broken.json"], "not valid json"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(trained, tmp_path, capsys, argv, message):
+    (tmp_path / "bad.txt").write_text("1 2 3 4\n2 5 x 6\n")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "short.txt").write_text("1 2 3 4\n2 5 6\n")
+    (tmp_path / "log.csv").write_text("user_id,item_id\n1,2\n")
+    (tmp_path / "broken.json").write_text("{")
+    argv = [a.format(run=trained, tmp=tmp_path) for a in argv]
+    assert main(argv + ["--no-progress"] if argv[0] == "train" else argv) == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,164 @@
+"""Readers, errors, k-core, id mapping, synthetic data and benchmark download."""
+
+import hashlib
+import http.server
+import threading
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from elcrec import data as D
+from elcrec.config import DataConfig
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_read_sequences_and_mapping(tmp_path):
+    path = write(tmp_path, "s.txt", "7 30 10 20\n3 10 40 30\n")
+    users, seqs = D.read_sequences(path)
+    assert users == [7, 3] and seqs == [[30, 10, 20], [10, 40, 30]]
+    data = D.Interactions.from_sequences(users, seqs)
+    assert data.item_ids == [10, 20, 30, 40]
+    assert data.sequence(0).tolist() == [3, 1, 2]
+    assert [data.item_ids[i - 1] for i in data.sequence(1)] == [10, 40, 30]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("1 2 3\n2 x 4\n", "s.txt:2: item id 'x' is not an integer"),
+        ("1 2 3\nu 4 5\n", "s.txt:2: user id 'u' is not an integer"),
+        ("1 2 3\n1 4 5\n", "s.txt:2: user 1 already listed on line 1"),
+        ("1 2 3\n5\n", "s.txt:2: user 5 has no items"),
+        ("\n\n", "s.txt: empty file"),
+    ],
+)
+def test_read_sequences_errors(tmp_path, text, message):
+    with pytest.raises(D.DataError, match=message.replace(".", r"\.")):
+        D.read_sequences(write(tmp_path, "s.txt", text))
+
+
+def test_read_pairs(tmp_path):
+    users, seqs = D.read_pairs(write(tmp_path, "p.txt", "1 5\n2 6\n1 7\n1 5\n"))
+    assert users == [1, 2] and seqs == [[5, 7, 5], [6]]
+    with pytest.raises(D.DataError, match=r"p\.txt:2: expected 'user item', got 3 fields"):
+        D.read_pairs(write(tmp_path, "p.txt", "1 5\n1 2 3\n"))
+
+
+def test_read_log_sorts_by_time_keeping_ties_in_file_order(tmp_path):
+    frame = pd.DataFrame(
+        {"u": ["a", "b", "a", "a", "b"], "i": ["x", "y", "z", "w", "x"], "t": [3, 1, 1, 3, 2]}
+    )
+    for suffix, writer in (
+        (".csv", lambda p: frame.to_csv(p, index=False)),
+        (".tsv", lambda p: frame.to_csv(p, index=False, sep="\t")),
+        (".parquet", lambda p: frame.to_parquet(p)),
+    ):
+        path = tmp_path / f"log{suffix}"
+        writer(path)
+        users, seqs = D.read_log(path, "u", "i", "t")
+        got = dict(zip(users, seqs))
+        assert got == {"a": ["z", "x", "w"], "b": ["y", "x"]}
+
+
+def test_read_log_errors(tmp_path):
+    path = write(tmp_path, "l.csv", "user,item\n1,2\n")
+    with pytest.raises(D.DataError, match=r"l\.csv: missing column\(s\) \['timestamp'\]"):
+        D.read_log(path, "user", "item", "timestamp")
+    path = write(tmp_path, "l.csv", "user_id,item_id,timestamp\n1,2,5\n1,,6\n")
+    with pytest.raises(D.DataError, match=r"column 'item_id' is empty on line 3"):
+        D.read_log(path)
+    path = write(tmp_path, "l.csv", "user_id,item_id,timestamp\n1,2,soon\n")
+    with pytest.raises(D.DataError, match=r"'timestamp' line 2: 'soon' is not a time"):
+        D.read_log(path)
+    with pytest.raises(D.DataError, match="empty file"):
+        D.read_log(write(tmp_path, "e.csv", ""))
+
+
+def test_short_users_are_an_error_unless_dropped(tmp_path):
+    path = write(tmp_path, "s.txt", "1 1 2 3\n2 4 5\n")
+    with pytest.raises(D.DataError, match="user 2 has 2 item"):
+        D.load(DataConfig(source=str(path)))
+    data = D.load(DataConfig(source=str(path), drop_short_users=True))
+    assert data.user_ids == [1]
+
+
+def test_kcore_reaches_a_fixed_point():
+    users = [1, 2, 3, 4]
+    seqs = [[1, 2, 3], [1, 2, 3], [1, 2, 4], [5, 5]]
+    u, s = D.kcore_filter(users, seqs, 2)
+    # item 4 and 5... item 5 occurs twice but only for user 4 (2 items: kept at k=2)
+    assert u == [1, 2, 3, 4] and s[2] == [1, 2]
+    u, s = D.kcore_filter(users, seqs, 3)
+    # k=3: items 4, 5 go; user 3 then has 2 items and goes; items 1-3 keep 2 < 3 -> all go
+    assert u == [] and s == []
+    for seq in D.kcore_filter(users, seqs, 2)[1]:
+        assert len(seq) >= 2
+
+
+def test_synthetic_is_deterministic_and_planted():
+    a, b = D.synthetic(200, 120, 4, seed=5), D.synthetic(200, 120, 4, seed=5)
+    assert np.array_equal(a.flat, b.flat) and np.array_equal(a.planted_intents, b.planted_intents)
+    assert not np.array_equal(a.flat, D.synthetic(200, 120, 4, seed=6).flat)
+    assert a.n_users == 200 and (a.lengths >= 5).all()
+    assert set(np.unique(a.planted_intents)) <= set(range(4))
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_folder(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=served))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}/{{name}}.txt"
+    server.shutdown()
+
+
+def test_benchmark_download_from_local_server(tmp_path, http_folder, monkeypatch):
+    served, url = http_folder
+    payload = b"1 1 2 3 4 5\n2 2 3 4 5 6\n"
+    (served / "Beauty.txt").write_bytes(payload)
+    monkeypatch.setitem(D.BENCHMARK_SHA256, "Beauty", hashlib.sha256(payload).hexdigest())
+    target = tmp_path / "data"
+    path = D.benchmark_path("beauty", str(target), url=url)
+    assert path.read_bytes() == payload
+    assert not list(target.glob(".*tmp"))  # nothing half-written left behind
+
+
+def test_benchmark_download_checks_sha_and_reports_where_to_put_it(tmp_path, http_folder):
+    served, url = http_folder
+    (served / "Beauty.txt").write_bytes(b"not the file\n")
+    with pytest.raises(D.DataError, match="sha256 does not match"):
+        D.benchmark_path("beauty", str(tmp_path / "d"), url=url)
+    assert not (tmp_path / "d" / "Beauty.txt").exists()
+    with pytest.raises(D.DataError, match="Put Toys_and_Games.txt"):
+        D.benchmark_path("toys", str(tmp_path / "d"), url=url)  # 404 on the server
+
+
+def test_benchmark_on_disk_is_verified(tmp_path):
+    (tmp_path / "Yelp.txt").write_text("1 2 3 4\n")
+    with pytest.raises(D.DataError, match="does not match the published"):
+        D.benchmark_path("yelp", str(tmp_path))
+
+
+def test_real_beauty_statistics(beauty_dir):
+    data = D.load(DataConfig(source="beauty", data_dir=beauty_dir))
+    assert data.stats() == {
+        "users": 22363,
+        "items": 12101,
+        "interactions": 198502,
+        "avg_length": 8.88,
+        "max_length": 204,
+    }

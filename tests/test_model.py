@@ -1,0 +1,115 @@
+"""Losses against slow references; encoder equivalences the speed-ups rely on."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from elcrec.config import ModelConfig
+from elcrec.model import ELCRec, LearnableClusters, SASRec, info_nce, next_item_bce
+
+
+def test_cluster_loss_matches_loops():
+    torch.manual_seed(0)
+    b, k, d = 5, 4, 3
+    z = F.normalize(torch.randn(b, d), dim=1)
+    for push_norm, denom in (("all_pairs", k * k), ("off_diagonal", k * (k - 1))):
+        clusters = LearnableClusters(k, d, push_norm)
+        c = clusters.centers.detach()
+        pull = sum(float(((z[u] - c[j]) ** 2).sum()) for u in range(b) for j in range(k)) / (b * k)
+        push = sum(float(((c[i] - c[j]) ** 2).sum()) for i in range(k) for j in range(k)) / denom
+        assert float(clusters.loss(z).detach()) == pytest.approx(pull - push, abs=1e-5)
+
+
+def test_cluster_loss_identity_from_method_md():
+    """mean_j ||h - c_j||^2 = ||h - c_bar||^2 + (1/k) sum_j ||c_j - c_bar||^2."""
+    torch.manual_seed(1)
+    clusters = LearnableClusters(6, 4)
+    c = clusters.centers.detach()
+    h = F.normalize(torch.randn(1, 4), dim=1)
+    c_bar = c.mean(0)
+    lhs = LearnableClusters.sq_distances(h, c).mean()
+    rhs = ((h - c_bar) ** 2).sum() + ((c - c_bar) ** 2).sum(1).mean()
+    assert float(lhs) == pytest.approx(float(rhs), abs=1e-5)
+
+
+def test_assignment_is_nearest_center():
+    clusters = LearnableClusters(3, 2)
+    with torch.no_grad():
+        clusters.centers.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]))
+    _, idx = clusters(torch.tensor([[2.0, 0.1], [0.1, 3.0], [-5.0, -1.0]]))
+    assert idx.tolist() == [0, 1, 2]
+
+
+def test_info_nce_matches_explicit_formula():
+    torch.manual_seed(2)
+    n, d, tau = 4, 3, 0.5
+    a, b = torch.randn(n, d), torch.randn(n, d)
+    views = torch.cat([a, b])
+    total = 0.0
+    for i in range(2 * n):
+        pos = (i + n) % (2 * n)
+        num = math.exp(float(views[i] @ views[pos]) / tau)
+        den = sum(math.exp(float(views[i] @ views[j]) / tau) for j in range(2 * n) if j != i)
+        total += -math.log(num / den)
+    assert float(info_nce(a, b, tau)) == pytest.approx(total / (2 * n), rel=1e-5)
+
+
+def test_next_item_bce_matches_loop():
+    torch.manual_seed(3)
+    h = torch.randn(2, 3, 4)
+    emb = torch.randn(6, 4)
+    pos = torch.tensor([[0, 2, 3], [1, 4, 5]])
+    neg = torch.tensor([[0, 5, 1], [2, 3, 1]])
+    terms = []
+    for r in range(2):
+        for t in range(3):
+            if pos[r, t] > 0:
+                sp = float(h[r, t] @ emb[pos[r, t]])
+                sn = float(h[r, t] @ emb[neg[r, t]])
+                terms.append(
+                    -math.log(1 / (1 + math.exp(-sp))) - math.log(1 - 1 / (1 + math.exp(-sn)))
+                )
+    assert float(next_item_bce(h, emb, pos, neg)) == pytest.approx(
+        sum(terms) / len(terms), rel=1e-5
+    )
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_padding_width_does_not_change_real_outputs(layers):
+    """Bucketed batches (padded to their own width) equal batches padded to T."""
+    torch.manual_seed(4)
+    enc = SASRec(30, 12, ModelConfig(n_layers=layers)).eval()
+    items = torch.tensor([[0, 0, 5, 7, 9], [1, 2, 3, 4, 5]])
+    wide = torch.cat([torch.zeros(2, 7, dtype=torch.long), items], dim=1)
+    with torch.no_grad():
+        narrow_out, wide_out = enc(items), enc(wide)[:, 7:]
+        real = items > 0
+        assert torch.allclose(narrow_out[real], wide_out[real], atol=1e-5)
+        assert torch.allclose(enc(items, last_only=True)[:, -1], narrow_out[:, -1], atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["sasrec", "backbone", "icl", "elcm", "full"])
+@pytest.mark.parametrize("pooling", ["masked_mean", "mean_padded", "concat"])
+def test_every_variant_and_pooling_gives_finite_gradients(variant, pooling):
+    torch.manual_seed(5)
+    cfg = ModelConfig(variant=variant, pooling=pooling, n_clusters=4, fusion="concat")
+    model = ELCRec(20, 6, cfg)
+    items = torch.tensor([[0, 0, 3, 4, 5, 6], [0, 1, 2, 3, 4, 5]])
+    pos = torch.tensor([[0, 0, 4, 5, 6, 7], [0, 2, 3, 4, 5, 6]])
+    neg = torch.tensor([[0, 0, 9, 9, 9, 9], [0, 8, 8, 8, 8, 8]])
+    views = torch.tensor(
+        [[0, 0, 0, 0, 3, 4], [0, 1, 0, 3, 0, 5], [0, 0, 0, 0, 0, 6], [0, 2, 1, 3, 4, 5]]
+    )
+    out = model.losses(items, pos, neg, views, encoder_passes=5)
+    out["total"].backward()
+    expected = {
+        "sasrec": {"next_item"},
+        "backbone": {"next_item", "seq_cl"},
+        "icl": {"next_item", "seq_cl", "intent_cl"},
+        "elcm": {"next_item", "seq_cl", "cluster"},
+        "full": {"next_item", "seq_cl", "intent_cl", "cluster"},
+    }[variant]
+    assert set(out) - {"total"} == expected
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

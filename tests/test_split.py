@@ -1,0 +1,121 @@
+"""Leave-one-out split, batches, negatives and augmentations."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from elcrec.data import Interactions, Split, augment, right_aligned, synthetic
+
+
+@pytest.fixture
+def small():
+    seqs = [[1, 2, 3, 4, 5, 6], [7, 8, 9], [2, 4, 6, 8, 10]]
+    return Interactions.from_sequences([10, 11, 12], seqs)
+
+
+def test_leave_one_out_by_hand(small):
+    split = Split(small, max_len=4)
+    users = np.arange(3)
+    # batches are as wide as their longest row unless a width is asked for
+    assert split.inputs(users, "train").tolist() == [[1, 2, 3], [0, 0, 0], [0, 2, 4]]
+    assert split.inputs(users, "train", 4).tolist() == [[0, 1, 2, 3], [0, 0, 0, 0], [0, 0, 2, 4]]
+    assert split.train_targets(users, 4).tolist() == [[0, 2, 3, 4], [0, 0, 0, 0], [0, 0, 4, 6]]
+    assert split.inputs(users, "valid").tolist() == [[1, 2, 3, 4], [0, 0, 0, 7], [0, 2, 4, 6]]
+    assert split.targets(users, "valid").tolist() == [5, 8, 8]
+    # test input includes the validation item; truncated to the last max_len
+    assert split.inputs(users, "test").tolist() == [[2, 3, 4, 5], [0, 0, 7, 8], [2, 4, 6, 8]]
+    assert split.targets(users, "test").tolist() == [6, 9, 10]
+    assert split.train_users.tolist() == [0, 2]  # user 1 has no training position
+
+
+def test_no_validation_or_test_target_leaks_into_training():
+    data = synthetic(400, 150, 4, seed=1)
+    split = Split(data, max_len=50)
+    users = np.arange(data.n_users)
+    width = 50
+    inputs, targets = split.inputs(users, "train", width), split.train_targets(users, width)
+    for u in users:
+        seq = data.sequence(u)
+        # Training sees exactly positions 0..len-3 (inputs 0..len-4, targets 1..len-3).
+        train_positions = np.concatenate([inputs[u][inputs[u] > 0], targets[u][targets[u] > 0]])
+        assert set(train_positions.tolist()) <= set(seq[:-2].tolist())
+        assert len(inputs[u][inputs[u] > 0]) == min(len(seq) - 3, 50)
+        # and when the last two items never occur earlier, they never occur in training
+        for held_out in seq[-2:]:
+            if held_out not in seq[:-2]:
+                assert held_out not in train_positions
+
+
+def test_negatives_are_never_touched_items():
+    data = synthetic(300, 60, 4, seed=2)  # small catalogue: many collisions to resample
+    split = Split(data, 50)
+    rng = np.random.default_rng(0)
+    users = split.train_users[:200]
+    targets = split.train_targets(users, 50)
+    neg = split.sample_negatives(users, targets, rng)
+    for row, u in enumerate(users):
+        touched = set(data.sequence(u).tolist())
+        for t, n in zip(targets[row], neg[row]):
+            assert (n == 0) if t == 0 else (1 <= n <= data.n_items and n not in touched)
+
+
+def test_bucketed_batches_cover_every_training_user_once(small):
+    data = synthetic(500, 100, 4, seed=0)
+    split = Split(data, 50)
+    for bucket in (0, 3):
+        batches = split.train_batches(32, seed=1, epoch=4, bucket_batches=bucket)
+        users = np.concatenate(batches)
+        assert sorted(users.tolist()) == sorted(split.train_users.tolist())
+        again = split.train_batches(32, seed=1, epoch=4, bucket_batches=bucket)
+        assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+
+
+def test_right_aligned_keeps_last_items():
+    flat = np.arange(1, 11)
+    m = right_aligned(flat, np.array([0, 5, 9]), np.array([5, 9, 9]), max_len=3)
+    assert m.tolist() == [[3, 4, 5], [7, 8, 9], [0, 0, 0]]
+
+
+def _rows(m):
+    return [row[row > 0].tolist() for row in m]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 60), min_size=1, max_size=20), st.integers(0, 1000))
+def test_augment_operators(lengths, seed):
+    # distinct item ids so we can see where each item went
+    seqs = [list(range(1000 * (i + 1), 1000 * (i + 1) + n)) for i, n in enumerate(lengths)]
+    flat = np.concatenate([np.array(s) for s in seqs])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    ends = starts + np.array(lengths)
+    out = _rows(augment(flat, starts, ends, np.random.default_rng(seed), max_len=1000))
+    for seq, view in zip(seqs, out):
+        n = len(seq)
+        crop_len = max(int(np.floor(0.2 * n)), 1)
+        is_crop = len(view) == crop_len and any(
+            view == seq[s : s + crop_len] for s in range(0, n - crop_len + 1)
+        )
+        is_mask = (
+            len(view) == n - int(np.floor(0.7 * n))
+            and all(x in seq for x in view)
+            and view == sorted(view)
+        )
+        window = int(np.floor(0.2 * n))
+        moved = [i for i, (a, b) in enumerate(zip(seq, view)) if a != b] if len(view) == n else None
+        is_reorder = (
+            moved is not None
+            and sorted(view) == seq
+            and (not moved or moved[-1] - moved[0] < window)
+        )
+        assert is_crop or is_mask or is_reorder, (seq, view)
+
+
+def test_augment_uses_all_three_operators():
+    flat = np.arange(1, 21)
+    starts, ends = np.zeros(300, dtype=np.int64), np.full(300, 20)
+    views = _rows(augment(flat, starts, ends, np.random.default_rng(0), max_len=50))
+    lens = [len(v) for v in views]
+    assert lens.count(4) > 60  # crop keeps 4 of 20
+    assert lens.count(6) > 60  # mask hides 14 of 20
+    assert lens.count(20) > 60  # reorder keeps all
