@@ -107,7 +107,8 @@ def main() -> None:
         f"| bar | {BAR['train_epoch_s']} | {BAR['eval_pass_s']} | {BAR['peak_rss_mb']} | |",
         "",
         "Train epoch: median over the epochs after the first. `fast`: length-bucketed "
-        "batches, masked-mean pooling, 3 encoder passes, minus-infinity masking. "
+        "batches, masked-mean pooling, mean sequence-CL representation, alpha 0.1, "
+        "3 encoder passes, minus-infinity masking. "
         "`paper`: every batch padded to 50, mean pooling over padding, 5 encoder passes, "
         "zero masking (the authors' code path).",
         "",

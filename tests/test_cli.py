@@ -75,7 +75,8 @@ def test_evaluate(trained, capsys):
         (["train", "--config", "{tmp}/broken.json"], "not valid json"),
     ],
 )
-def test_bad_input_exits_2_with_a_message(trained, tmp_path, capsys, argv, message):
+def test_bad_input_exits_2_with_a_message(trained, tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)  # default run folders land here
     (tmp_path / "bad.txt").write_text("1 2 3 4\n2 5 x 6\n")
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "short.txt").write_text("1 2 3 4\n2 5 6\n")
@@ -84,3 +85,4 @@ def test_bad_input_exits_2_with_a_message(trained, tmp_path, capsys, argv, messa
     argv = [a.format(run=trained, tmp=tmp_path) for a in argv]
     assert main(argv + ["--no-progress"] if argv[0] == "train" else argv) == 2
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists(), "a failed run left a folder behind"

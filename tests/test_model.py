@@ -92,9 +92,12 @@ def test_padding_width_does_not_change_real_outputs(layers):
 
 @pytest.mark.parametrize("variant", ["sasrec", "backbone", "icl", "elcm", "full"])
 @pytest.mark.parametrize("pooling", ["masked_mean", "mean_padded", "concat"])
-def test_every_variant_and_pooling_gives_finite_gradients(variant, pooling):
+@pytest.mark.parametrize("seq_cl_repr", ["mean", "concat"])
+def test_every_variant_and_pooling_gives_finite_gradients(variant, pooling, seq_cl_repr):
     torch.manual_seed(5)
-    cfg = ModelConfig(variant=variant, pooling=pooling, n_clusters=4, fusion="concat")
+    cfg = ModelConfig(
+        variant=variant, pooling=pooling, n_clusters=4, fusion="concat", seq_cl_repr=seq_cl_repr
+    )
     model = ELCRec(20, 6, cfg)
     items = torch.tensor([[0, 0, 3, 4, 5, 6], [0, 1, 2, 3, 4, 5]])
     pos = torch.tensor([[0, 0, 4, 5, 6, 7], [0, 2, 3, 4, 5, 6]])

@@ -241,10 +241,15 @@ class ELCRec(nn.Module):
             fused = fused * (items > 0).unsqueeze(-1)
         return fused
 
-    def _seq_repr(self, h: torch.Tensor) -> torch.Tensor:
-        if self.cfg.seq_cl_repr == "mean":
+    def _seq_repr(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Sequence-CL representation: the concatenation of the position outputs
+        (the authors' choice) or their mean (over real positions unless the
+        padding outputs are kept, as the authors' code does)."""
+        if self.cfg.seq_cl_repr == "concat":
+            return h.reshape(h.shape[0], -1)
+        if self.keeps_padding_outputs:
             return h.mean(dim=1)
-        return h.reshape(h.shape[0], -1)
+        return h.sum(dim=1) / (items > 0).sum(dim=1, keepdim=True).clamp(min=1)
 
     def losses(
         self,
@@ -274,7 +279,7 @@ class ELCRec(nn.Module):
         if self.seq_cl and views is not None:
             hv = self.encode(views)
             n = views.shape[0] // 2
-            rep = self._seq_repr(self._fuse(hv, views))
+            rep = self._seq_repr(self._fuse(hv, views), views)
             out["seq_cl"] = info_nce(rep[:n], rep[n:], cfg.temperature)
             total = total + cfg.cl_weight * out["seq_cl"]
             if self.intent_cl:

@@ -140,8 +140,6 @@ class Run:
                 raise ConfigError(
                     f"{self.dir} holds a run with a different config; choose another --run-dir"
                 )
-            if (self.dir / "test_metrics.json").exists():
-                return True
             return (self.dir / "last.pt").exists()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cfg.save(config_path)
@@ -153,11 +151,12 @@ class Run:
         device = resolve_device(cfg.train.device)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        resuming = self._prepare_dir()
-        if resuming and (self.dir / "test_metrics.json").exists():
+        if (self.dir / "test_metrics.json").exists():
+            self._prepare_dir()  # refuses a folder that holds another config
             return json.loads((self.dir / "test_metrics.json").read_text())
-
+        # Load the data before creating anything, so bad input leaves no folder behind.
         interactions = self.interactions or data_mod.load(cfg.data)
+        resuming = self._prepare_dir()
         if not (self.dir / "data.json").exists():
             save_data_files(self.dir, interactions)
         split = data_mod.Split(interactions, cfg.data.max_len)
