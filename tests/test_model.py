@@ -116,3 +116,30 @@ def test_every_variant_and_pooling_gives_finite_gradients(variant, pooling, seq_
     }[variant]
     assert set(out) - {"total"} == expected
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_pad_approx_is_exact_at_full_width_and_weights_cover_t():
+    torch.manual_seed(6)
+    t = 8
+    exact = ELCRec(30, t, ModelConfig(pooling="mean_padded", seq_cl_repr="concat")).eval()
+    approx = ELCRec(
+        30, t, ModelConfig(pooling="mean_padded", seq_cl_repr="concat", pad_approx=True)
+    )
+    approx.load_state_dict(exact.state_dict())
+    approx.eval()
+    assert exact.width_for(3) == t and approx.width_for(3) == 4 and approx.width_for(t) == t
+    # a batch holding a sequence of T-1 items is T wide: the approximation is exact
+    items = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 7], [0, 0, 0, 0, 0, 9, 8, 7]])
+    with torch.no_grad():
+        assert torch.allclose(
+            exact.pool(exact.encode(items), items), approx.pool(approx.encode(items), items)
+        )
+        h = approx.encode(items)
+        # weighted slots stand for exactly T positions
+        assert float(approx._slot_weights(4, "cpu").sum()) == t
+        narrow = items[:, -4:][1:]  # width 4: first column stands for positions 0..4
+        rep = approx._seq_repr(approx.encode(narrow), narrow)
+        col0 = approx.encode(narrow)[0, 0]
+        assert rep.shape == (1, 4 * 64)
+        assert torch.allclose(rep[0, :64], col0 * (t - 3) ** 0.5)
+    assert h.shape == (2, t, 64)

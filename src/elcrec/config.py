@@ -86,6 +86,10 @@ class ModelConfig:
     # "mean".  Concat over bucketed, zero-padded outputs stalls the next-item
     # loss (measured); mean is the fast default.
     seq_cl_repr: str = "mean"
+    # With pooling = mean_padded: compute one padding position beyond each batch's
+    # longest sequence and let it stand for the padding positions further left,
+    # instead of padding every batch to T (exact when a batch is T wide).
+    pad_approx: bool = False
     fusion: str = "shift"
     intent_positive: str = "original"
     push_norm: str = "all_pairs"  # the code averages over all k^2 pairs

@@ -408,6 +408,15 @@ def right_aligned(
     return out
 
 
+def pad_left(matrix: np.ndarray, width: int) -> np.ndarray:
+    """Widen a right-aligned matrix to ``width`` columns with leading padding."""
+    if matrix.shape[1] >= width:
+        return matrix
+    out = np.zeros((matrix.shape[0], width), dtype=matrix.dtype)
+    out[:, width - matrix.shape[1] :] = matrix
+    return out
+
+
 @dataclass
 class Split:
     """Leave-one-out (METHOD.md section 1): per user, the last item is the test
@@ -586,6 +595,7 @@ __all__ = [
     "benchmark_path",
     "kcore_filter",
     "load",
+    "pad_left",
     "read_log",
     "read_pairs",
     "read_sequences",

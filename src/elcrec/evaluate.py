@@ -69,10 +69,10 @@ def rank_all(
     was_training = model.training
     model.eval()
     ranks = np.empty(split.data.n_users, dtype=np.int64)
-    width = split.max_len if model.pads_to_max_len else None
     item_emb = model.encoder.item_emb.weight[1:]
     for users in split.eval_batches(batch_size, stage):
-        items = torch.from_numpy(split.inputs(users, stage, width)).to(device)
+        # Scoring reads the last position only, which padding never changes.
+        items = torch.from_numpy(split.inputs(users, stage)).to(device)
         queries = model.user_vectors(items)
         rows, hist = split.history(users, stage)
         targets = torch.from_numpy(split.targets(users, stage) - 1).to(device)

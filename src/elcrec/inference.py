@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from elcrec.config import RunConfig
-from elcrec.data import Interactions, right_aligned
+from elcrec.data import Interactions, pad_left, right_aligned
 from elcrec.model import ELCRec
 
 
@@ -26,11 +26,11 @@ def assign_intents(model: ELCRec, interactions: Interactions, device="cpu", batc
     model.eval()
     n = interactions.n_users
     starts, ends = interactions.offsets[:-1], interactions.offsets[1:] - 1
-    width = model.max_len if model.pads_to_max_len else None
     out = np.empty(n, dtype=np.int64)
     for i in range(0, n, batch_size):
         sl = slice(i, min(i + batch_size, n))
-        items = right_aligned(interactions.flat, starts[sl], ends[sl], model.max_len, width)
+        items = right_aligned(interactions.flat, starts[sl], ends[sl], model.max_len)
+        items = pad_left(items, model.width_for(items.shape[1]))
         out[sl] = model.intents(torch.from_numpy(items).to(device))[0].cpu().numpy()
     return out
 
@@ -116,10 +116,8 @@ class Recommender:
         lengths = np.array([len(s) for s in seqs], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         flat = np.concatenate(seqs) if len(seqs) else np.zeros(0, np.int64)
-        width = self.model.max_len if self.model.pads_to_max_len else None
-        items = torch.from_numpy(
-            right_aligned(flat, offsets[:-1], offsets[1:], self.model.max_len, width)
-        ).to(self.device)
+        matrix = right_aligned(flat, offsets[:-1], offsets[1:], self.model.max_len)
+        items = torch.from_numpy(matrix).to(self.device)
         scores = self.model.score(items)
         if exclude_seen:
             rows = np.repeat(np.arange(len(seqs)), lengths)
@@ -127,7 +125,8 @@ class Recommender:
         top = torch.topk(scores, k, dim=1)
         intents = None
         if self.model.uses_intents:
-            intents = self.model.intents(items)[0].tolist()
+            wide = pad_left(matrix, self.model.width_for(matrix.shape[1]))
+            intents = self.model.intents(torch.from_numpy(wide).to(self.device))[0].tolist()
         out = []
         for r in range(len(seqs)):
             idx = top.indices[r].tolist()

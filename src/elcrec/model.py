@@ -182,15 +182,20 @@ class ELCRec(nn.Module):
         dim = cfg.hidden * (max_len if cfg.pooling == "concat" else 1)
         self.clusters = LearnableClusters(cfg.n_clusters, dim, cfg.push_norm)
 
-    # The authors' representation keeps the outputs at padding positions and
-    # needs every batch padded to T; the others zero them and allow any width.
-    @property
-    def pads_to_max_len(self) -> bool:
-        return self.cfg.pooling in ("mean_padded", "concat")
-
+    # The authors' representation keeps the outputs at padding positions (they
+    # enter the pooled mean and the concatenated sequence-CL vector); the other
+    # poolings zero them, so a batch may be as narrow as its longest sequence.
     @property
     def keeps_padding_outputs(self) -> bool:
         return self.cfg.pooling == "mean_padded"
+
+    def width_for(self, natural: int) -> int:
+        """Batch width to encode a batch whose longest sequence has ``natural`` items."""
+        if self.cfg.pooling == "concat" or (self.keeps_padding_outputs and not self.cfg.pad_approx):
+            return self.max_len
+        if self.keeps_padding_outputs:  # pad_approx: one padding column stands for the rest
+            return min(natural + 1, self.max_len)
+        return max(natural, 1)
 
     @property
     def uses_intents(self) -> bool:
@@ -202,10 +207,18 @@ class ELCRec(nn.Module):
             h = h * (items > 0).unsqueeze(-1)
         return h
 
+    def _slot_weights(self, width: int, device) -> torch.Tensor:
+        """How many of the T positions each column stands for: the first column
+        of a batch narrower than T stands for itself and every position left of it."""
+        w = torch.ones(width, device=device)
+        w[0] = self.max_len - width + 1
+        return w
+
     def pool(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """One vector per sequence: the user representation that is clustered."""
         if self.cfg.pooling == "mean_padded":
-            return h.mean(dim=1)
+            w = self._slot_weights(h.shape[1], h.device)
+            return (h * w[None, :, None]).sum(dim=1) / self.max_len
         if self.cfg.pooling == "concat":
             return h.reshape(h.shape[0], -1)
         count = (items > 0).sum(dim=1, keepdim=True).clamp(min=1)
@@ -245,10 +258,14 @@ class ELCRec(nn.Module):
         """Sequence-CL representation: the concatenation of the position outputs
         (the authors' choice) or their mean (over real positions unless the
         padding outputs are kept, as the authors' code does)."""
+        if self.keeps_padding_outputs:
+            w = self._slot_weights(h.shape[1], h.device)[None, :, None]
+            if self.cfg.seq_cl_repr == "concat":
+                # sqrt weights: dot products equal those of the T-wide concatenation
+                return (h * w.sqrt()).reshape(h.shape[0], -1)
+            return (h * w).sum(dim=1) / self.max_len
         if self.cfg.seq_cl_repr == "concat":
             return h.reshape(h.shape[0], -1)
-        if self.keeps_padding_outputs:
-            return h.mean(dim=1)
         return h.sum(dim=1) / (items > 0).sum(dim=1, keepdim=True).clamp(min=1)
 
     def losses(

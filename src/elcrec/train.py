@@ -80,11 +80,12 @@ def load_data_files(run_dir: Path) -> data_mod.Interactions:
 def pooled_train_representations(model: ELCRec, split: data_mod.Split, device, batch_size=1024):
     """Pooled representations of every user's training input (eval mode)."""
     model.eval()
-    width = split.max_len if model.pads_to_max_len else None
     users = np.arange(split.data.n_users)
     out = []
     for i in range(0, len(users), batch_size):
-        items = torch.from_numpy(split.inputs(users[i : i + batch_size], "train", width)).to(device)
+        items = split.inputs(users[i : i + batch_size], "train")
+        items = torch.from_numpy(data_mod.pad_left(items, model.width_for(items.shape[1])))
+        items = items.to(device)
         out.append(model.pool(model.encode(items), items).cpu())
     model.train()
     return torch.cat(out).numpy().astype(np.float32)
@@ -253,22 +254,21 @@ class Run:
         batches = split.train_batches(
             cfg.train.batch_size, cfg.train.seed, epoch, cfg.train.bucket_batches
         )
-        width = split.max_len if model.pads_to_max_len else None
         ratios = (cfg.model.crop_ratio, cfg.model.mask_ratio, cfg.model.reorder_ratio)
         sums: dict[str, float] = {}
         bar = _progress(batches, f"epoch {epoch}", progress)
         for users in bar:
-            items = split.inputs(users, "train", width)
+            items = split.inputs(users, "train")
+            items = data_mod.pad_left(items, model.width_for(items.shape[1]))
             pos = split.train_targets(users, items.shape[1])
             neg = split.sample_negatives(users, pos, rng)
             views = None
             if model.seq_cl:
                 v1 = split.train_views(users, rng, ratios)
                 v2 = split.train_views(users, rng, ratios)
-                w = width or max(v1.shape[1], v2.shape[1])
-                views = torch.from_numpy(np.concatenate([_pad_to(v1, w), _pad_to(v2, w)])).to(
-                    device
-                )
+                w = model.width_for(max(v1.shape[1], v2.shape[1]))
+                both = np.concatenate([data_mod.pad_left(v1, w), data_mod.pad_left(v2, w)])
+                views = torch.from_numpy(both).to(device)
             out = model.losses(
                 torch.from_numpy(items).to(device),
                 torch.from_numpy(pos).to(device),
@@ -307,14 +307,6 @@ class Run:
             result["intents"] = intents
         atomic_write_text(self.dir / "test_metrics.json", json.dumps(result, indent=2) + "\n")
         return result
-
-
-def _pad_to(matrix: np.ndarray, width: int) -> np.ndarray:
-    if matrix.shape[1] == width:
-        return matrix
-    out = np.zeros((matrix.shape[0], width), dtype=matrix.dtype)
-    out[:, width - matrix.shape[1] :] = matrix
-    return out
 
 
 def _truncate_metrics(path: Path, epochs: int) -> None:
