@@ -143,3 +143,25 @@ def test_pad_approx_is_exact_at_full_width_and_weights_cover_t():
         assert rep.shape == (1, 4 * 64)
         assert torch.allclose(rep[0, :64], col0 * (t - 3) ** 0.5)
     assert h.shape == (2, t, 64)
+
+
+def test_virtual_padding_reproduces_a_t_wide_batch_in_one_layer():
+    """Layer 1: every column of a narrow batch, leading padding included, equals
+    the same column of the batch padded to T (the authors' layout)."""
+    torch.manual_seed(7)
+    t = 10
+    enc = SASRec(30, t, ModelConfig(n_layers=1)).eval()
+    items = torch.tensor([[0, 0, 4, 5], [0, 1, 2, 3], [0, 0, 0, 9]])
+    wide = torch.cat([torch.zeros(3, t - 4, dtype=torch.long), items], dim=1)
+    with torch.no_grad():
+        narrow = enc(items, virtual_pad=True)
+        assert torch.allclose(narrow, enc(wide)[:, -4:], atol=1e-5)
+        # without the virtual keys the padding columns differ, the real ones do not
+        plain = enc(items)
+        assert not torch.allclose(plain[:, 0], narrow[:, 0], atol=1e-3)
+        assert torch.allclose(plain[items > 0], narrow[items > 0], atol=1e-5)
+    deep = SASRec(30, t, ModelConfig(n_layers=2)).eval()
+    with torch.no_grad():  # deeper layers: real positions still exact
+        assert torch.allclose(
+            deep(items, virtual_pad=True)[items > 0], deep(wide)[:, -4:][items > 0], atol=1e-5
+        )

@@ -33,12 +33,21 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(hidden, eps=1e-12)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor, last_only: bool = False):
+    def forward(self, x, attn_mask, last_only: bool = False, extra=None):
         """``last_only``: compute the output of the last position only (scoring
-        needs no other), with the same keys and values, so the same result."""
+        needs no other), with the same keys and values, so the same result.
+        ``extra`` (1 or B, n, d): hidden states of positions left of the batch
+        that serve as keys and values only (see SASRec.forward, virtual_pad)."""
         b, length, d = x.shape
-        q, k, v = self.qkv(x).view(b, length, 3, self.n_heads, d // self.n_heads).unbind(2)
+        heads, dh = self.n_heads, d // self.n_heads
+        q, k, v = self.qkv(x).view(b, length, 3, heads, dh).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+        if extra is not None:
+            n = extra.shape[1]
+            kv = F.linear(extra, self.qkv.weight[d:], self.qkv.bias[d:])
+            ke, ve = kv.view(extra.shape[0], n, 2, heads, dh).unbind(2)
+            k = torch.cat([ke.transpose(1, 2).expand(b, -1, -1, -1), k], dim=2)
+            v = torch.cat([ve.transpose(1, 2).expand(b, -1, -1, -1), v], dim=2)
         if last_only:
             q, attn_mask, x = q[:, :, -1:], attn_mask[:, :, -1:], x[:, -1:]
         p = self.dropout if self.training else 0.0
@@ -74,8 +83,18 @@ class SASRec(nn.Module):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
 
-    def forward(self, items: torch.Tensor, last_only: bool = False) -> torch.Tensor:
-        """(B, L, d), or (B, 1, d) with ``last_only``."""
+    def forward(
+        self, items: torch.Tensor, last_only: bool = False, virtual_pad: bool = False
+    ) -> torch.Tensor:
+        """(B, L, d), or (B, 1, d) with ``last_only``.
+
+        ``virtual_pad``: also give the T - L padding positions left of the batch
+        as keys, as in a batch padded to T.  Only queries whose every key is
+        masked (leading padding) see them: the authors' additive mask turns such
+        a row into attention over all T keys.  Layer 1 gets their exact hidden
+        states (one dropout draw shared by the rows); deeper layers, the
+        leftmost column's (an approximation).
+        """
         b, length = items.shape
         # Right-aligned positions: the last item always sits at position T-1, so
         # a batch padded to its own width gives the same outputs as one padded to T.
@@ -85,10 +104,20 @@ class SASRec(nn.Module):
         valid = items > 0
         causal = torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
         keep = causal[None, None] & valid[:, None, None, :]
+        n_virtual = self.max_len - length if virtual_pad else 0
+        extra = None
+        if n_virtual:
+            pad = self.item_emb.weight[0] + self.pos_emb.weight[:n_virtual]
+            extra = F.dropout(self.ln(pad), self.dropout, self.training)[None]
+            hidden = torch.zeros(b, 1, length, n_virtual, dtype=torch.bool, device=items.device)
+            keep = torch.cat([hidden.expand(-1, -1, length, -1), keep.expand(b, -1, -1, -1)], -1)
         mask = torch.zeros(keep.shape, dtype=x.dtype, device=x.device)
         mask.masked_fill_(~keep, ATTENTION_MASK_VALUE)
         for i, block in enumerate(self.blocks):
-            x = block(x, mask, last_only=last_only and i == len(self.blocks) - 1)
+            last = last_only and i == len(self.blocks) - 1
+            x = block(x, mask, last_only=last, extra=extra)
+            if extra is not None and not last:
+                extra = x[:, :1].expand(-1, n_virtual, -1)
         return x
 
 
@@ -202,7 +231,7 @@ class ELCRec(nn.Module):
         return self.intent_cl or self.use_cluster_loss
 
     def encode(self, items: torch.Tensor) -> torch.Tensor:
-        h = self.encoder(items)
+        h = self.encoder(items, virtual_pad=self.keeps_padding_outputs and self.cfg.pad_approx)
         if not self.keeps_padding_outputs:
             h = h * (items > 0).unsqueeze(-1)
         return h
