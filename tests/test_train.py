@@ -128,6 +128,36 @@ def test_killed_process_resumes_to_the_same_result(tiny, tmp_path):
     assert json.loads(resumed.stdout)["test"] == whole["test"]
 
 
+def test_two_processes_with_one_seed_agree_bit_for_bit(tiny, tmp_path):
+    cfg = tiny(**{"train.epochs": 3, "data.synthetic_users": 600})
+    cfg.save(tmp_path / "config.json")
+    for name in ("a", "b"):
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "elcrec.cli",
+                "train",
+                "--config",
+                str(tmp_path / "config.json"),
+                "--run-dir",
+                str(tmp_path / name),
+                "--no-progress",
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    def records(name):
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        return [
+            {k: v for k, v in json.loads(x).items() if not k.endswith("_s") and k != "peak_rss_mb"}
+            for x in lines
+        ]
+
+    assert records("a") == records("b")
+
+
 def test_seeded_runs_are_deterministic_and_seeds_differ(tiny, tmp_path):
     a = train(tiny(), tmp_path / "a", progress=False)
     b = train(tiny(), tmp_path / "b", progress=False)

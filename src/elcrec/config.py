@@ -118,6 +118,9 @@ class TrainConfig:
     eval_batch_size: int = 2048
     device: str = "auto"
     threads: int = 0  # 0 = torch default
+    # torch.use_deterministic_algorithms: without it two CPU processes with the
+    # same seed drift apart by float noise (measured: ~1e-8 at epoch 0).
+    deterministic: bool = True
     log_every_epoch: bool = True
 
 

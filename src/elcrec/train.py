@@ -152,6 +152,8 @@ class Run:
         device = resolve_device(cfg.train.device)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
+        if cfg.train.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
         if (self.dir / "test_metrics.json").exists():
             self._prepare_dir()  # refuses a folder that holds another config
             return json.loads((self.dir / "test_metrics.json").read_text())
