@@ -14,6 +14,29 @@ from elcrec import Recommender, Run, RunConfig, train
 from elcrec.config import ConfigError
 
 
+def cli_train(config_path, run_dir) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "elcrec.cli",
+        "train",
+        "--config",
+        str(config_path),
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+    ]
+
+
+def epoch_records(run_dir) -> list[dict]:
+    """metrics.jsonl without the timing fields, which differ between runs."""
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [
+        {k: v for k, v in json.loads(x).items() if not k.endswith("_s") and k != "peak_rss_mb"}
+        for x in lines
+    ]
+
+
 @pytest.mark.parametrize("variant", ["sasrec", "backbone", "icl", "elcm", "full"])
 def test_every_variant_trains_one_epoch(tiny, tmp_path, variant):
     cfg = tiny(**{"model.variant": variant, "train.epochs": 1})
@@ -82,16 +105,10 @@ def test_resume_gives_the_same_result_as_one_go(tiny, tmp_path):
     pieces = Run(cfg, tmp_path / "pieces").fit(progress=False)
     assert pieces["test"] == whole["test"] and pieces["best_epoch"] == whole["best_epoch"]
 
-    # per-epoch losses and validation metrics agree too (to float noise: MKL may sum
-    # in another order when buffers sit at other addresses)
-    def records(run):
-        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
-        return [
-            {k: v for k, v in json.loads(x).items() if not k.endswith("_s") and k != "peak_rss_mb"}
-            for x in lines
-        ]
-
-    whole_records, piece_records = records("whole"), records("pieces")
+    # per-epoch losses and validation metrics agree too (to float noise: the
+    # resumed process starts from tensors loaded from disk)
+    whole_records = epoch_records(tmp_path / "whole")
+    piece_records = epoch_records(tmp_path / "pieces")
     assert [r["epoch"] for r in piece_records] == [0, 1, 2, 3]
     for a, b in zip(whole_records, piece_records):
         assert a == pytest.approx(b, rel=1e-4)
@@ -103,17 +120,7 @@ def test_killed_process_resumes_to_the_same_result(tiny, tmp_path):
     cfg.save(tmp_path / "config.json")
     whole = train(cfg, tmp_path / "whole", progress=False)
     run_dir = tmp_path / "killed"
-    cmd = [
-        sys.executable,
-        "-m",
-        "elcrec.cli",
-        "train",
-        "--config",
-        str(tmp_path / "config.json"),
-        "--run-dir",
-        str(run_dir),
-        "--no-progress",
-    ]
+    cmd = cli_train(tmp_path / "config.json", run_dir)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -133,29 +140,9 @@ def test_two_processes_with_one_seed_agree_bit_for_bit(tiny, tmp_path):
     cfg.save(tmp_path / "config.json")
     for name in ("a", "b"):
         subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "elcrec.cli",
-                "train",
-                "--config",
-                str(tmp_path / "config.json"),
-                "--run-dir",
-                str(tmp_path / name),
-                "--no-progress",
-            ],
-            check=True,
-            capture_output=True,
+            cli_train(tmp_path / "config.json", tmp_path / name), check=True, capture_output=True
         )
-
-    def records(name):
-        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
-        return [
-            {k: v for k, v in json.loads(x).items() if not k.endswith("_s") and k != "peak_rss_mb"}
-            for x in lines
-        ]
-
-    assert records("a") == records("b")
+    assert epoch_records(tmp_path / "a") == epoch_records(tmp_path / "b")
 
 
 def test_seeded_runs_are_deterministic_and_seeds_differ(tiny, tmp_path):
