@@ -282,15 +282,6 @@ def preset(name: str, dataset: str = "beauty") -> RunConfig:
     return cfg.validate()
 
 
-def describe(cfg: RunConfig) -> str:
-    """One line per option, for logs."""
-    out = []
-    for section in ("data", "model", "train"):
-        for key, value in asdict(getattr(cfg, section)).items():
-            out.append(f"{section}.{key} = {value}")
-    return "\n".join(out)
-
-
 __all__ = [
     "BENCHMARKS",
     "ConfigError",

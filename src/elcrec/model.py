@@ -345,7 +345,3 @@ class ELCRec(nn.Module):
                 total = total + cfg.intent_cl_weight * out["intent_cl"]
         out["total"] = total
         return out
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
