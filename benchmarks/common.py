@@ -25,8 +25,9 @@ def environment() -> dict:
                 break
     except OSError:
         pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
-        "machine": f"{cpu}, {os.cpu_count()} cores",
+        "machine": f"{cpu}, {os.cpu_count()} cores" + (f", {gpu}" if gpu else ""),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,

@@ -7,11 +7,12 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
 from elcrec import Recommender, Run, RunConfig, train
-from elcrec.config import ConfigError
+from elcrec.config import CHOICES, ConfigError
 
 
 def cli_train(config_path, run_dir) -> list[str]:
@@ -37,7 +38,7 @@ def epoch_records(run_dir) -> list[dict]:
     ]
 
 
-@pytest.mark.parametrize("variant", ["sasrec", "backbone", "icl", "elcm", "full"])
+@pytest.mark.parametrize("variant", CHOICES["variant"])
 def test_every_variant_trains_one_epoch(tiny, tmp_path, variant):
     cfg = tiny(**{"model.variant": variant, "train.epochs": 1})
     result = train(cfg, tmp_path / variant, progress=False)
@@ -169,3 +170,34 @@ def test_recommender_round_trip(tiny, tmp_path):
     with torch.no_grad():
         incl = rec.recommend(seq, k=5, exclude_seen=False)
     assert len(incl.items) == 5
+
+
+def test_iclrec_refits_raw_kmeans_centers_every_epoch_and_never_learns_them(tiny, tmp_path):
+    from elcrec.data import Split, load
+    from elcrec.model import ELCRec
+    from elcrec.train import kmeans_init, pooled_train_representations
+
+    cfg = tiny(**{"model.variant": "iclrec"})
+    data = load(cfg.data)
+    split = Split(data, cfg.data.max_len)
+    torch.manual_seed(0)
+    model = ELCRec(data.n_items, cfg.data.max_len, cfg.model)
+    assert not model.clusters.centers.requires_grad
+    kmeans_init(model, split, "cpu", seed=3)
+    centers = model.clusters.centers.detach().clone()
+    # ICLRec keeps raw centroids: they live where the pooled representations are.
+    norms = centers.norm(dim=1)
+    assert not torch.allclose(norms, torch.ones_like(norms))
+    x = torch.from_numpy(pooled_train_representations(model, split, "cpu"))
+    nearest = torch.cdist(x, centers).argmin(dim=1)
+    for j in nearest.unique():  # each used centroid is the mean of its members (k-means)
+        assert torch.allclose(centers[j], x[nearest == j].mean(0), atol=1e-3)
+    # A training step leaves the centers alone (no gradient, no renormalisation).
+    users = np.arange(16)
+    items = torch.from_numpy(split.inputs(users, "train"))
+    pos = torch.from_numpy(split.train_targets(users, items.shape[1]))
+    out = model.losses(items, pos, pos, torch.cat([items, items]), 3)
+    out["total"].backward()
+    assert model.clusters.centers.grad is None
+    assert torch.equal(model.clusters.centers, centers)
+    assert "intent_cl" in out and "cluster" not in out

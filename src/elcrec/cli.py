@@ -1,4 +1,4 @@
-"""Command line: ``elcrec train | evaluate | recommend | data``.
+"""Command line: ``elcrec train | evaluate | recommend | benchmark | data``.
 
 Errors in the input (data, config, ids) print one line naming the file, line
 or field and exit with status 2; nothing is left half-written.
@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
-from elcrec.config import CHOICES, ConfigError, RunConfig, preset
+from elcrec.config import BENCHMARKS, CHOICES, ConfigError, RunConfig, preset
 from elcrec.data import DataError
 
 
@@ -79,11 +80,7 @@ def build_config(args) -> RunConfig:
         value = getattr(args, attr)
         if value is not None and not (attr == "data" and args.preset and not args.config):
             overrides[dotted] = value
-    for item in args.set:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE")
-        key, value = item.split("=", 1)
-        overrides[key] = value
+    overrides.update(_dotted(args.set))
     return cfg.replace(**overrides)
 
 
@@ -155,6 +152,41 @@ def cmd_recommend(args) -> int:
     return 0
 
 
+def cmd_benchmark(args) -> int:
+    from elcrec import benchmark
+
+    overrides = _dotted(args.set)
+    placement = {}
+    if args.device:
+        placement["train.device"] = args.device
+    if args.data_dir:
+        placement["data.data_dir"] = args.data_dir
+    if args.threads:
+        placement["train.threads"] = args.threads
+    cells = benchmark.grid(args.models, args.datasets, args.seeds)
+    if not args.tables_only:
+        deadline = args.deadline_min * 60 if args.deadline_min else None
+        counts = benchmark.run_grid(
+            cells, args.work, args.preset, overrides, args.jobs, deadline, placement
+        )
+        print(json.dumps(counts), file=sys.stderr)
+    command = " ".join(["elcrec", *map(shlex.quote, sys.argv[1:])])
+    header = f"# Benchmark grid, preset `{args.preset}`\n\nCommand: `{command}`"
+    payload = benchmark.write_tables(args.work, args.results, args.preset, header)
+    print(f"{len(payload['runs'])} finished runs; tables in {args.results}/table1.md")
+    return 0
+
+
+def _dotted(items: list[str]) -> dict:
+    overrides = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE")
+        key, value = item.split("=", 1)
+        overrides[key] = value
+    return overrides
+
+
 def cmd_data(args) -> int:
     from elcrec.config import DataConfig
     from elcrec.data import load
@@ -193,6 +225,37 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--include-seen", action="store_true", help="do not exclude the input items")
 
+    p = sub.add_parser(
+        "benchmark",
+        help="run a resumable grid of models x datasets x seeds and write the tables",
+        description="Finished cells are skipped and interrupted ones resume, so a grid "
+        "can be run piece by piece.  Tables: <results>/table1.{csv,md,json}, ablation.csv.",
+    )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=["ELCRec"],
+        metavar="MODEL",
+        help="SASRec CL4SRec ICLRec ELCRec ELCRec-B+ICL ELCRec-B+ELCM",
+    )
+    p.add_argument("--datasets", nargs="+", default=["beauty"], choices=sorted(BENCHMARKS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    p.add_argument("--preset", choices=["paper", "fast"], default="paper")
+    p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--work", default="benchmarks/work/grid", help="folder of the cells' runs")
+    p.add_argument("--results", default="benchmarks/results")
+    p.add_argument("--jobs", type=int, default=1, help="cells run at once")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per cell")
+    p.add_argument(
+        "--deadline-min",
+        type=float,
+        default=0,
+        help="interrupt the cells after this many minutes (they resume later)",
+    )
+    p.add_argument("--device", choices=CHOICES["device"])
+    p.add_argument("--data-dir")
+    p.add_argument("--tables-only", action="store_true", help="only rewrite the tables")
+
     p = sub.add_parser("data", help="load a data source and print its statistics")
     p.add_argument("source")
     p.add_argument("--format", default="auto", choices=["auto", "sequences", "pairs", "log"])
@@ -207,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate": cmd_evaluate,
         "recommend": cmd_recommend,
         "data": cmd_data,
+        "benchmark": cmd_benchmark,
     }[args.command]
     try:
         return handler(args)

@@ -16,7 +16,7 @@ import tomllib
 
 # Allowed values of the string options; checked by RunConfig.validate().
 CHOICES = {
-    "variant": ("sasrec", "backbone", "icl", "elcm", "full"),
+    "variant": ("sasrec", "backbone", "icl", "elcm", "full", "iclrec"),
     "center_init": ("kmeans", "random"),
     "pooling": ("mean_padded", "masked_mean", "concat"),
     "seq_cl_repr": ("concat", "mean"),
@@ -66,7 +66,9 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    variant: str = "full"  # sasrec | backbone (+seq CL) | icl | elcm | full
+    # sasrec | backbone (+seq CL, = CL4SRec) | icl | elcm | full (ELCRec);
+    # iclrec = the ICLRec baseline: k-means intents re-fitted every epoch, no fusion.
+    variant: str = "full"
     hidden: int = 64
     n_layers: int = 1
     n_heads: int = 2
@@ -170,6 +172,17 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    # Where a run executes, not what it computes: a run may resume elsewhere.
+    PLACEMENT = (("data", "data_dir"), ("train", "device"), ("train", "threads"))
+
+    def identity(self) -> dict[str, Any]:
+        """The config without its placement fields: two runs with the same
+        identity compute the same thing (on another machine or device)."""
+        raw = self.to_dict()
+        for section, key in self.PLACEMENT:
+            raw[section].pop(key)
+        return raw
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], origin: str = "config") -> RunConfig:

@@ -198,6 +198,10 @@ VARIANT_PARTS = {
     "icl": (True, True, False),
     "elcm": (True, False, True),
     "full": (True, True, True),
+    # ICLRec (Chen et al., WWW 2022): the same contrasts, but its intents are
+    # k-means centroids re-fitted over all users every epoch (by the trainer)
+    # and held fixed in between; no cluster loss, no fusion.
+    "iclrec": (True, True, False),
 }
 
 
@@ -210,6 +214,9 @@ class ELCRec(nn.Module):
         self.seq_cl, self.intent_cl, self.use_cluster_loss = VARIANT_PARTS[cfg.variant]
         dim = cfg.hidden * (max_len if cfg.pooling == "concat" else 1)
         self.clusters = LearnableClusters(cfg.n_clusters, dim, cfg.push_norm)
+        self.fixed_centers = cfg.variant == "iclrec"
+        if self.fixed_centers:
+            self.clusters.centers.requires_grad_(False)
 
     # The authors' representation keeps the outputs at padding positions (they
     # enter the pooled mean and the concatenated sequence-CL vector); the other
@@ -261,9 +268,14 @@ class ELCRec(nn.Module):
         """Scores of items 1..N (column j is item j + 1) for each sequence."""
         return self.user_vectors(items) @ self.encoder.item_emb.weight[1:].T
 
+    def cluster_space(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Where users meet the centers: on the unit sphere (ELCRec), or as they
+        are (ICLRec's k-means centroids are not normalised)."""
+        return pooled if self.fixed_centers else F.normalize(pooled, dim=-1)
+
     def intents(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(nearest center, squared distances to all centers) of each sequence."""
-        z = F.normalize(self.pool(self.encode(items), items), dim=-1)
+        z = self.cluster_space(self.pool(self.encode(items), items))
         d = LearnableClusters.sq_distances(z, self.clusters.centers)
         return d.argmin(dim=-1), d
 
@@ -271,7 +283,7 @@ class ELCRec(nn.Module):
     def _fuse(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Each position output gets its own nearest center (on un-normalised
         outputs, as the authors do), added (shift) or appended (concat)."""
-        if self.cfg.fusion == "none" or not self.intent_cl:
+        if self.cfg.fusion == "none" or not self.intent_cl or self.fixed_centers:
             return h
         c = self.clusters.centers
         if c.shape[1] != h.shape[-1]:  # concat pooling: centers live in T*d space
@@ -310,14 +322,14 @@ class ELCRec(nn.Module):
         ``views`` stacks the two augmented views of each sequence: (2B, L').
         """
         cfg = self.cfg
-        if self.uses_intents:
+        if self.uses_intents and not self.fixed_centers:
             self.clusters.renormalize()
         h = self.encode(items)
         out = {"next_item": next_item_bce(h, self.encoder.item_emb.weight, pos, neg)}
         total = out["next_item"]
         assigned = None
         if self.uses_intents:
-            z = F.normalize(self.pool(h, items), dim=-1)
+            z = self.cluster_space(self.pool(h, items))
             assigned = self.clusters.assign(z)
             if self.use_cluster_loss:
                 out["cluster"] = self.clusters.loss(z)
@@ -336,7 +348,7 @@ class ELCRec(nn.Module):
                 if cfg.intent_positive == "original":
                     pos1 = pos2 = c[assigned]
                 else:
-                    own = self.clusters.assign(F.normalize(pooled, dim=-1))
+                    own = self.clusters.assign(self.cluster_space(pooled))
                     pos1, pos2 = c[own[:n]], c[own[n:]]
                 out["intent_cl"] = 0.5 * (
                     info_nce(pooled[:n], pos1, cfg.temperature)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import resource
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ import torch
 
 from elcrec import data as data_mod
 from elcrec._io import atomic_write, atomic_write_text
-from elcrec.config import ConfigError, RunConfig
+from elcrec.config import CHOICES, ConfigError, RunConfig
 from elcrec.evaluate import evaluate, nmi
 from elcrec.model import ELCRec
 
@@ -76,6 +77,12 @@ def load_data_files(run_dir: Path) -> data_mod.Interactions:
     )
 
 
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
 @torch.no_grad()
 def pooled_train_representations(model: ELCRec, split: data_mod.Split, device, batch_size=1024):
     """Pooled representations of every user's training input (eval mode)."""
@@ -92,19 +99,27 @@ def pooled_train_representations(model: ELCRec, split: data_mod.Split, device, b
 
 
 def kmeans_init(model: ELCRec, split: data_mod.Split, device, seed: int) -> None:
-    """The authors' initialisation: k-means (faiss) over the untrained encoder's
-    pooled training representations, centers then L2-normalised."""
+    """Fit the centers by k-means (faiss) over the encoder's pooled training
+    representations of every user.  ELCRec (the authors' code) does it once,
+    on the untrained encoder, and L2-normalises the centers; ICLRec does it
+    before every epoch and keeps the raw centroids (its clustering: 20
+    iterations, best of 5 restarts)."""
     import faiss
 
     x = np.ascontiguousarray(pooled_train_representations(model, split, device))
     k = model.cfg.n_clusters
     if len(x) < k:
         raise ConfigError(f"model.n_clusters = {k} exceeds the {len(x)} users to cluster")
-    km = faiss.Kmeans(x.shape[1], k, niter=20, seed=seed, verbose=False, min_points_per_centroid=1)
+    nredo = 5 if model.fixed_centers else 1
+    km = faiss.Kmeans(
+        x.shape[1], k, niter=20, nredo=nredo, seed=seed, verbose=False, min_points_per_centroid=1
+    )
     km.train(x)
     centers = torch.from_numpy(km.centroids).to(device)
+    if not model.fixed_centers:
+        centers = torch.nn.functional.normalize(centers, dim=1)
     with torch.no_grad():
-        model.clusters.centers.copy_(torch.nn.functional.normalize(centers, dim=1))
+        model.clusters.centers.copy_(centers)
 
 
 def intent_nmi(model: ELCRec, split: data_mod.Split, device) -> dict | None:
@@ -137,7 +152,7 @@ class Run:
         config_path = self.dir / "config.json"
         if config_path.exists():
             existing = RunConfig.load(config_path)
-            if existing.to_dict() != self.cfg.to_dict():
+            if existing.identity() != self.cfg.identity():
                 raise ConfigError(
                     f"{self.dir} holds a run with a different config; choose another --run-dir"
                 )
@@ -150,6 +165,9 @@ class Run:
         """Train to early stopping (or ``max_epochs`` more epochs, for tests of resuming)."""
         cfg = self.cfg
         device = resolve_device(cfg.train.device)
+        if device.type == "cuda" and cfg.train.deterministic:
+            # cuBLAS is deterministic only with a fixed workspace (set before its first use).
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         if cfg.train.deterministic:
@@ -190,6 +208,8 @@ class Run:
             while state["epoch"] < stop_at and state["bad_epochs"] < cfg.train.patience:
                 epoch = state["epoch"]
                 t0 = time.perf_counter()
+                if model.fixed_centers:  # ICLRec: intents re-fitted over all users
+                    kmeans_init(model, split, device, cfg.train.seed * 1000 + epoch)
                 losses = self._train_epoch(model, opt, split, epoch, device, progress)
                 t1 = time.perf_counter()
                 valid = evaluate(
@@ -292,17 +312,23 @@ class Run:
         model.load_state_dict(
             torch.load(self.dir / "best.pt", map_location=device, weights_only=True)
         )
-        test = evaluate(
-            model, split, "test", cfg.train.eval_batch_size, cfg.train.history_mask, device
-        )
+        # The test pass, once for each way of excluding history items: the
+        # config's own is "test"; the authors' zero masking and the correct
+        # minus infinity can then be compared on the same checkpoint.
+        by_mask = {
+            mask: evaluate(model, split, "test", cfg.train.eval_batch_size, mask, device)
+            for mask in CHOICES["history_mask"]
+        }
         result = {
-            "test": test,
+            "test": by_mask[cfg.train.history_mask],
+            "test_by_history_mask": by_mask,
             "best_epoch": state["best_epoch"],
             "best_valid_ndcg20": state["best_ndcg20"],
             "epochs_run": state["epoch"],
             "wall_s": state["wall_s"],
             "history_mask": cfg.train.history_mask,
             "seed": cfg.train.seed,
+            "device": describe_device(device),
         }
         intents = intent_nmi(model, split, device) if model.uses_intents else None
         if intents is not None:

@@ -1,0 +1,298 @@
+"""The benchmark grid: models x datasets x seeds, run piece by piece, and the
+tables that compare it with the paper.
+
+Every cell is an ordinary run folder, ``<work>/<preset>/<dataset>/<model>/seed<s>``,
+so a finished cell (its ``test_metrics.json`` exists) is skipped and an
+interrupted one resumes from its ``last.pt``.  Cells run as child processes
+(``elcrec train --config``), ``jobs`` at a time; at the deadline they are
+interrupted (each keeps its last finished epoch) and the tables are written
+from whatever has finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from elcrec._io import atomic_write_text
+from elcrec.config import BENCHMARKS, ConfigError, RunConfig, preset
+from elcrec.paper import ABLATION, METRICS, paper_metric
+
+# Model name (as in the paper's tables) -> options on top of the preset.
+MODELS = {
+    "SASRec": {"model.variant": "sasrec"},
+    "CL4SRec": {"model.variant": "backbone"},  # = ELCRec's ablation "B"
+    "ICLRec": {"model.variant": "iclrec", "model.n_clusters": 256},  # its authors' k
+    "ELCRec": {"model.variant": "full"},
+    "ELCRec-B+ICL": {"model.variant": "icl"},
+    "ELCRec-B+ELCM": {"model.variant": "elcm"},
+}
+# The paper's ablation rows and the grid models that hold them.
+ABLATION_ROWS = {
+    "B": "CL4SRec",
+    "B+ICL": "ELCRec-B+ICL",
+    "B+ELCM": "ELCRec-B+ELCM",
+    "ELCRec": "ELCRec",
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    dataset: str  # beauty | sports | toys | yelp
+    seed: int
+
+    def directory(self, work: Path, preset_name: str) -> Path:
+        return work / preset_name / self.dataset / self.model / f"seed{self.seed}"
+
+    def config(self, preset_name: str, overrides: dict) -> RunConfig:
+        if self.model not in MODELS:
+            raise ConfigError(f"unknown model {self.model!r}: expected one of {sorted(MODELS)}")
+        cfg = preset(preset_name, self.dataset)
+        return cfg.replace(**MODELS[self.model], **{"train.seed": self.seed}, **overrides)
+
+
+def grid(models, datasets, seeds) -> list[Cell]:
+    return [Cell(m, d, s) for d in datasets for m in models for s in seeds]
+
+
+def run_grid(
+    cells: list[Cell],
+    work: str | Path,
+    preset_name: str = "paper",
+    overrides: dict | None = None,
+    jobs: int = 1,
+    deadline_s: float | None = None,
+    placement: dict | None = None,
+    log=print,
+) -> dict[str, int]:
+    """Run the unfinished cells, ``jobs`` at a time, until done or the deadline.
+
+    ``overrides`` change what a cell computes (they must match when it resumes);
+    ``placement`` only where it runs (``train.device``, ``data.data_dir``,
+    ``train.threads``).  Returns counts of finished, interrupted and failed cells.
+    """
+    work = Path(work)
+    overrides = dict(overrides or {})
+    placement = dict(placement or {})
+    todo = []
+    for cell in cells:
+        directory = cell.directory(work, preset_name)
+        if (directory / "test_metrics.json").exists():
+            continue
+        cfg = cell.config(preset_name, overrides)
+        config_path = directory / "config.json"
+        if config_path.exists() and RunConfig.load(config_path).identity() != cfg.identity():
+            raise ConfigError(f"{directory} holds a run with another config; use another --work")
+        directory.mkdir(parents=True, exist_ok=True)
+        if not config_path.exists():
+            cfg.save(config_path)
+        todo.append((cell, directory))
+    log(f"{len(cells) - len(todo)} of {len(cells)} cells already finished; {len(todo)} to run")
+    stop_at = None if deadline_s is None else time.monotonic() + deadline_s
+    running: list[tuple[Cell, Path, subprocess.Popen, object]] = []
+    counts = {"finished": len(cells) - len(todo), "interrupted": 0, "failed": 0}
+    try:
+        while todo or running:
+            if stop_at is not None and time.monotonic() > stop_at:
+                log(f"deadline reached: interrupting {len(running)} cells, {len(todo)} not started")
+                break
+            while todo and len(running) < jobs:
+                cell, directory = todo.pop(0)
+                running.append((cell, directory, *_start(directory, placement)))
+                log(f"started {cell.model} {cell.dataset} seed {cell.seed}")
+            time.sleep(1.0)
+            for entry in list(running):
+                cell, directory, proc, logfile = entry
+                if proc.poll() is None:
+                    continue
+                running.remove(entry)
+                logfile.close()
+                ok = proc.returncode == 0 and (directory / "test_metrics.json").exists()
+                counts["finished" if ok else "failed"] += 1
+                log(
+                    f"{'finished' if ok else 'FAILED (see log.txt)'} {cell.model} "
+                    f"{cell.dataset} seed {cell.seed}"
+                )
+    finally:
+        for _, _, proc, _ in running:
+            proc.send_signal(signal.SIGINT)  # the run keeps its last finished epoch
+        for _, _, proc, logfile in running:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            logfile.close()
+            counts["interrupted"] += 1
+    return counts
+
+
+def _start(directory: Path, placement: dict):
+    cmd = [
+        sys.executable,
+        "-m",
+        "elcrec.cli",
+        "train",
+        "--config",
+        str(directory / "config.json"),
+        "--run-dir",
+        str(directory),
+        "--no-progress",
+    ]
+    if placement:
+        cmd += ["--set", *(f"{k}={v}" for k, v in placement.items())]
+    logfile = open(directory / "log.txt", "a")
+    proc = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT, env=dict(os.environ))
+    return proc, logfile
+
+
+# --------------------------------------------------------------------------- #
+# Tables
+# --------------------------------------------------------------------------- #
+def collect(work: str | Path, preset_name: str = "paper") -> list[dict]:
+    """One row per finished cell."""
+    rows = []
+    for path in sorted(Path(work, preset_name).glob("*/*/seed*/test_metrics.json")):
+        result = json.loads(path.read_text())
+        dataset, model = path.parts[-4], path.parts[-3]
+        rows.append(
+            {
+                "model": model,
+                "dataset": BENCHMARKS.get(dataset, dataset),
+                "seed": result["seed"],
+                **{m: result["test"][m] for m in METRICS},
+                "best_epoch": result["best_epoch"],
+                "epochs_run": result["epochs_run"],
+                "wall_s": round(result["wall_s"], 1),
+                "device": result.get("device", ""),
+            }
+        )
+    return rows
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def table1(rows: list[dict]) -> list[dict]:
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["dataset"]), []).append(r)
+    out = []
+    for (model, dataset), runs in sorted(groups.items()):
+        for metric in METRICS:
+            mean, std = _mean_std([r[metric] for r in runs])
+            paper = paper_metric(model, dataset, metric)
+            out.append(
+                {
+                    "model": model,
+                    "dataset": dataset,
+                    "metric": metric,
+                    "mean": round(mean, 5),
+                    "std": round(std, 5),
+                    "n_seeds": len(runs),
+                    "paper": "" if paper is None else paper,
+                    "rel_diff": "" if paper is None else round(mean / paper - 1, 4),
+                }
+            )
+    return out
+
+
+def ablation(rows: list[dict]) -> list[dict]:
+    out = []
+    for dataset in sorted({r["dataset"] for r in rows}):
+        for variant, model in ABLATION_ROWS.items():
+            sums = [
+                sum(r[m] for m in METRICS)
+                for r in rows
+                if r["dataset"] == dataset and r["model"] == model
+            ]
+            if not sums:
+                continue
+            mean, std = _mean_std(sums)
+            out.append(
+                {
+                    "dataset": dataset,
+                    "variant": variant,
+                    "sum_mean": round(mean, 5),
+                    "sum_std": round(std, 5),
+                    "n_seeds": len(sums),
+                    "paper": ABLATION.get(dataset, {}).get(variant, ""),
+                }
+            )
+    return out
+
+
+def write_tables(work: str | Path, results: str | Path, preset_name: str, header: str) -> dict:
+    """table1.{csv,md,json}, ablation.csv and grid_runs.csv from the finished cells."""
+    results = Path(results)
+    results.mkdir(parents=True, exist_ok=True)
+    rows = collect(work, preset_name)
+    t1, ab = table1(rows), ablation(rows)
+    _write_csv(results / "table1.csv", t1)
+    _write_csv(results / "ablation.csv", ab)
+    _write_csv(results / "grid_runs.csv", rows)
+    payload = {"header": header, "preset": preset_name, "table1": t1, "ablation": ab, "runs": rows}
+    atomic_write_text(results / "table1.json", json.dumps(payload, indent=2) + "\n")
+    atomic_write_text(results / "table1.md", _markdown(header, t1, ab, rows))
+    return payload
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def _markdown(header: str, t1: list[dict], ab: list[dict], rows: list[dict]) -> str:
+    lines = [header, "", "## Table 1: test metrics, mean ± std over seeds (paper, difference)", ""]
+    lines += ["| dataset | model | seeds | " + " | ".join(METRICS) + " |"]
+    lines += ["|---|---|---|" + "---|" * len(METRICS)]
+    by_cell: dict[tuple[str, str], dict[str, dict]] = {}
+    for r in t1:
+        by_cell.setdefault((r["dataset"], r["model"]), {})[r["metric"]] = r
+    for (dataset, model), metrics in by_cell.items():
+        cells = []
+        for m in METRICS:
+            r = metrics[m]
+            text = f"{r['mean']:.4f} ± {r['std']:.4f}"
+            if r["paper"] != "":
+                text += f" ({r['paper']:.4f}, {r['rel_diff']:+.1%})"
+            cells.append(text)
+        n = next(iter(metrics.values()))["n_seeds"]
+        lines.append(f"| {dataset} | {model} | {n} | " + " | ".join(cells) + " |")
+    if ab:
+        lines += ["", "## Ablation: HR@5+HR@20+NDCG@5+NDCG@20 (B = backbone)", ""]
+        lines += ["| dataset | variant | seeds | ours | paper |", "|---|---|---|---|---|"]
+        for r in ab:
+            lines.append(
+                f"| {r['dataset']} | {r['variant']} | {r['n_seeds']} | "
+                f"{r['sum_mean']:.4f} ± {r['sum_std']:.4f} | {r['paper']} |"
+            )
+    lines += [
+        "",
+        "## Runs",
+        "",
+        "| dataset | model | seed | best epoch | epochs | wall (s) | device |",
+    ]
+    lines += ["|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['dataset']} | {r['model']} | {r['seed']} | {r['best_epoch']} | "
+            f"{r['epochs_run']} | {r['wall_s']} | {r['device']} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,116 @@
+"""The benchmark grid: cells run, skip, stop at a deadline, resume; table arithmetic."""
+
+import csv
+import json
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+
+from elcrec import benchmark
+from elcrec.paper import ABLATION, METRICS, TABLE1
+
+# Tiny cells: a benchmark preset with the data swapped for small synthetic data.
+TINY = {
+    "data.source": "synthetic",
+    "data.synthetic_users": 200,
+    "data.synthetic_items": 150,
+    "data.synthetic_intents": 4,
+    "data.max_len": 20,
+    "model.n_clusters": 4,
+    "train.batch_size": 64,
+    "train.epochs": 2,
+    "train.eval_batch_size": 128,
+}
+PLACE = {"train.device": "cpu", "train.threads": 1}
+
+
+def test_grid_runs_cells_in_parallel_skips_finished_ones_and_writes_tables(tmp_path):
+    cells = benchmark.grid(["SASRec", "ELCRec"], ["beauty"], [1, 2])
+    counts = benchmark.run_grid(
+        cells, tmp_path / "work", "paper", TINY, jobs=2, placement=PLACE, log=lambda *_: None
+    )
+    assert counts == {"finished": 4, "interrupted": 0, "failed": 0}
+    runs = [c.directory(tmp_path / "work", "paper") for c in cells]
+    stamps = [(r / "test_metrics.json").stat().st_mtime_ns for r in runs]
+    again = benchmark.run_grid(cells, tmp_path / "work", "paper", TINY, placement=PLACE)
+    assert again["finished"] == 4
+    assert [(r / "test_metrics.json").stat().st_mtime_ns for r in runs] == stamps
+
+    benchmark.write_tables(tmp_path / "work", tmp_path / "res", "paper", "# test")
+    with open(tmp_path / "res" / "table1.csv") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0])[:7] == ["model", "dataset", "metric", "mean", "std", "n_seeds", "paper"]
+    assert {(r["model"], r["metric"]) for r in table} == {
+        (m, k) for m in ("SASRec", "ELCRec") for k in METRICS
+    }
+    for row in table:
+        seeds = [
+            json.loads((r / "test_metrics.json").read_text())["test"][row["metric"]]
+            for r in runs
+            if r.parts[-2] == row["model"]
+        ]
+        assert row["dataset"] == "Beauty" and int(row["n_seeds"]) == 2
+        assert float(row["mean"]) == pytest.approx(statistics.mean(seeds), abs=1e-5)
+        assert float(row["std"]) == pytest.approx(statistics.stdev(seeds), abs=1e-5)
+        paper = TABLE1["Beauty"][row["model"]][METRICS.index(row["metric"])]
+        assert float(row["paper"]) == paper
+    assert (tmp_path / "res" / "table1.md").read_text().startswith("# test")
+
+
+def test_deadline_interrupts_a_cell_which_then_resumes_where_it_stopped(tmp_path):
+    cells = benchmark.grid(["CL4SRec"], ["beauty"], [1])
+    slow = {**TINY, "train.epochs": 400, "train.patience": 400}
+    counts = benchmark.run_grid(
+        cells, tmp_path, "paper", slow, deadline_s=8, placement=PLACE, log=lambda *_: None
+    )
+    assert counts["interrupted"] == 1 and counts["finished"] == 0
+    run = cells[0].directory(tmp_path, "paper")
+    assert not (run / "test_metrics.json").exists()
+    assert (run / "last.pt").exists()
+    done = len((run / "metrics.jsonl").read_text().splitlines())
+    assert done >= 1
+    # Resuming needs the same computation: another config is refused.
+    with pytest.raises(Exception, match="another config"):
+        benchmark.run_grid(cells, tmp_path, "paper", {**slow, "train.lr": 0.01}, placement=PLACE)
+    short = {**slow, "train.epochs": done + 1}
+    with pytest.raises(Exception, match="another config"):
+        benchmark.run_grid(cells, tmp_path, "paper", short, placement=PLACE)
+
+
+def test_table_and_ablation_arithmetic_on_hand_made_rows():
+    def row(model, seed, values):
+        return {"model": model, "dataset": "Beauty", "seed": seed, **dict(zip(METRICS, values))}
+
+    rows = [
+        row("CL4SRec", 1, (0.04, 0.10, 0.03, 0.05)),
+        row("CL4SRec", 2, (0.06, 0.12, 0.05, 0.07)),
+        row("ELCRec", 1, (0.05, 0.11, 0.04, 0.06)),
+    ]
+    t1 = {(r["model"], r["metric"]): r for r in benchmark.table1(rows)}
+    assert t1["CL4SRec", "HR@5"]["mean"] == pytest.approx(0.05)
+    assert t1["CL4SRec", "HR@5"]["std"] == pytest.approx(
+        math.sqrt(2) * 0.01, abs=1e-5
+    )  # sample std
+    assert t1["ELCRec", "HR@5"]["std"] == 0.0 and t1["ELCRec", "HR@5"]["n_seeds"] == 1
+    assert t1["ELCRec", "NDCG@20"]["rel_diff"] == pytest.approx(0.06 / 0.0509 - 1, abs=1e-4)
+    ab = {r["variant"]: r for r in benchmark.ablation(rows)}
+    assert set(ab) == {"B", "ELCRec"}  # only what was run
+    assert ab["B"]["sum_mean"] == pytest.approx((0.22 + 0.30) / 2, abs=1e-5)
+    assert ab["B"]["paper"] == ABLATION["Beauty"]["B"]
+
+
+def test_published_numbers_match_the_reference_file():
+    path = Path(__file__).resolve().parents[2] / "shared" / "reference" / "paper_table1.csv"
+    if not path.exists():
+        pytest.skip("paper_table1.csv not available")
+    with open(path) as f:
+        for line in csv.DictReader(f):
+            for model, values in TABLE1[line["dataset"]].items():
+                assert float(line[model]) == values[METRICS.index(line["metric"])]
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(Exception, match="unknown model 'GRU4Rec'"):
+        benchmark.Cell("GRU4Rec", "beauty", 1).config("paper", {})
