@@ -20,7 +20,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 CUBLAS_WORKSPACE_CONFIG=:4096:8
 export OMP_NUM_THREADS=2  # faiss k-means in each of the parallel cells
-WORK=benchmarks/work/grid
+WORK=benchmarks/grid
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/gpu.log"
 (while sleep 10; do
     nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >>"$OUT/gpu.log"

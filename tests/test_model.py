@@ -7,7 +7,15 @@ import torch
 import torch.nn.functional as F
 
 from elcrec.config import ModelConfig
-from elcrec.model import ELCRec, LearnableClusters, SASRec, info_nce, next_item_bce
+from elcrec.model import (
+    ELCRec,
+    LearnableClusters,
+    SASRec,
+    info_nce,
+    next_item_bce,
+    next_item_ce,
+    next_item_sampled_softmax,
+)
 
 
 def test_cluster_loss_matches_loops():
@@ -74,6 +82,64 @@ def test_next_item_bce_matches_loop():
     assert float(next_item_bce(h, emb, pos, neg)) == pytest.approx(
         sum(terms) / len(terms), rel=1e-5
     )
+
+
+def _softmax_nll(scores: dict, target) -> float:
+    """-log softmax of ``target`` among the items in ``scores`` (plain Python)."""
+    z = sum(math.exp(v) for v in scores.values())
+    return -math.log(math.exp(scores[target]) / z)
+
+
+def test_next_item_ce_matches_loop_over_the_catalogue():
+    torch.manual_seed(4)
+    h = torch.randn(2, 3, 4)
+    emb = torch.randn(6, 4)  # row 0 = padding, items 1..5
+    pos = torch.tensor([[0, 2, 3], [1, 4, 5]])
+    terms = []
+    for r in range(2):
+        for t in range(3):
+            if pos[r, t] > 0:
+                scores = {i: float(h[r, t] @ emb[i]) for i in range(1, 6)}  # never padding
+                terms.append(_softmax_nll(scores, int(pos[r, t])))
+    expected = sum(terms) / len(terms)
+    assert float(next_item_ce(h, emb, pos)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_sampled_softmax_matches_loop_and_ignores_the_target_among_negatives():
+    torch.manual_seed(5)
+    h = torch.randn(2, 2, 4)
+    emb = torch.randn(7, 4)
+    pos = torch.tensor([[0, 2], [3, 6]])
+    negatives = torch.tensor([1, 3, 5])  # 3 is also a target: ignored for that row only
+    terms = []
+    for r in range(2):
+        for t in range(2):
+            target = int(pos[r, t])
+            if target > 0:
+                scores = {("neg", n): float(h[r, t] @ emb[n]) for n in (1, 3, 5) if n != target}
+                scores["pos"] = float(h[r, t] @ emb[target])
+                terms.append(_softmax_nll(scores, "pos"))
+    got = next_item_sampled_softmax(h, emb, pos, negatives)
+    assert float(got) == pytest.approx(sum(terms) / len(terms), rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["bce", "ce", "sampled_softmax"])
+def test_every_next_item_loss_trains_the_model(loss):
+    cfg = ModelConfig(variant="sasrec", loss=loss, n_negatives=8, dropout=0.0)
+    torch.manual_seed(0)
+    model = ELCRec(20, 5, cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    items = torch.tensor([[0, 1, 2, 3, 4], [0, 0, 5, 6, 7]])
+    pos = torch.tensor([[0, 2, 3, 4, 5], [0, 0, 6, 7, 8]])
+    neg = torch.where(pos > 0, 15, 0)  # an item that is never a target
+    first = None
+    for _ in range(30):
+        out = model.losses(items, pos, neg, None)
+        first = first if first is not None else float(out["next_item"])
+        opt.zero_grad()
+        out["total"].backward()
+        opt.step()
+    assert float(out["next_item"]) < 0.5 * first
 
 
 @pytest.mark.parametrize("layers", [1, 3])
@@ -165,3 +231,19 @@ def test_virtual_padding_reproduces_a_t_wide_batch_in_one_layer():
         assert torch.allclose(
             deep(items, virtual_pad=True)[items > 0], deep(wide)[:, -4:][items > 0], atol=1e-5
         )
+
+
+def test_learnable_clusters_recover_gaussian_blobs_from_mini_batches():
+    from elcrec.evaluate import nmi
+    from elcrec.model import fit_clusters
+
+    g = torch.Generator().manual_seed(0)
+    k, dim = 8, 32
+    true_centers = F.normalize(torch.randn(k, dim, generator=g), dim=1)
+    labels = torch.randint(0, k, (4000,), generator=g)
+    z = F.normalize(true_centers[labels] + 0.1 * torch.randn(4000, dim, generator=g), dim=1)
+    clusters = fit_clusters(LearnableClusters(k, dim, pull="nearest"), z, epochs=3, seed=1)
+    assert nmi(labels.numpy(), clusters.assign(z).numpy()) >= 0.9
+    # Mini-batches only: the loss of one batch never looks beyond that batch.
+    norms = clusters.centers.detach().norm(dim=1)
+    assert torch.allclose(norms, torch.ones(k), atol=1e-5)

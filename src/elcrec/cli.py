@@ -242,7 +242,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--preset", choices=["paper", "fast"], default="paper")
     p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE")
-    p.add_argument("--work", default="benchmarks/work/grid", help="folder of the cells' runs")
+    p.add_argument("--work", default="benchmarks/grid", help="folder of the cells' runs")
     p.add_argument("--results", default="benchmarks/results")
     p.add_argument("--jobs", type=int, default=1, help="cells run at once")
     p.add_argument("--threads", type=int, default=0, help="torch threads per cell")

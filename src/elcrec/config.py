@@ -23,7 +23,9 @@ CHOICES = {
     "fusion": ("shift", "concat", "none"),
     "intent_positive": ("original", "view"),
     "push_norm": ("all_pairs", "off_diagonal"),
+    "cluster_pull": ("all", "nearest"),
     "history_mask": ("neg_inf", "zero"),
+    "loss": ("bce", "ce", "sampled_softmax"),
     "device": ("auto", "cpu", "cuda"),
 }
 
@@ -93,8 +95,14 @@ class ModelConfig:
     # instead of padding every batch to T (exact when a batch is T wide).
     pad_approx: bool = False
     fusion: str = "shift"
+    # Next-item loss: "bce" with one sampled negative per position (the paper's),
+    # "ce" = softmax over the whole catalogue, "sampled_softmax" = softmax over
+    # the target and n_negatives uniform items shared by the batch.
+    loss: str = "bce"
+    n_negatives: int = 256
     intent_positive: str = "original"
     push_norm: str = "all_pairs"  # the code averages over all k^2 pairs
+    cluster_pull: str = "all"  # the paper's pull toward every center, or the nearest only
     # Augmentation ratios (crop keeps tao, mask hides gamma, reorder shuffles beta).
     crop_ratio: float = 0.2
     mask_ratio: float = 0.7
@@ -148,6 +156,7 @@ class RunConfig:
             ("model.n_layers", self.model.n_layers),
             ("model.n_heads", self.model.n_heads),
             ("model.n_clusters", self.model.n_clusters),
+            ("model.n_negatives", self.model.n_negatives),
             ("train.batch_size", self.train.batch_size),
             ("train.epochs", self.train.epochs),
             ("train.eval_batch_size", self.train.eval_batch_size),

@@ -126,31 +126,55 @@ class SASRec(nn.Module):
 # --------------------------------------------------------------------------- #
 class LearnableClusters(nn.Module):
     """k learnable centers on the unit sphere, trained by mini-batch losses only.
+    A plug-in: it works on any representation, from any model.
 
     >>> clusters = LearnableClusters(k=8, dim=16)
     >>> z = torch.randn(32, 16)
     >>> loss, assignment = clusters(z)      # add ``loss`` to your model's loss
+
+    ``pull``: "all" pulls every sample toward every center (the paper's loss;
+    by METHOD.md section 3 it pulls all samples toward the centers' mean, so on
+    fixed data it spreads the centers rather than fitting them), "nearest"
+    pulls each sample toward its nearest center only (mini-batch k-means on the
+    sphere).  The push term keeps centers apart in both.
     """
 
-    def __init__(self, k: int, dim: int, push_norm: str = "all_pairs"):
+    def __init__(self, k: int, dim: int, push_norm: str = "all_pairs", pull: str = "all"):
         super().__init__()
         self.centers = nn.Parameter(F.normalize(torch.randn(k, dim), dim=1))
         self.push_norm = push_norm
+        self.pull = pull
 
     @torch.no_grad()
     def renormalize(self) -> None:
         """Re-project the centers onto the unit sphere (the authors do it before every step)."""
         self.centers.copy_(F.normalize(self.centers, dim=1))
 
+    @torch.no_grad()
+    def init_from(self, z: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        """Seed the centers from one mini-batch (>= k rows) by k-means++: each
+        next center is a sample drawn with probability ~ squared distance to
+        the centers chosen so far, so no two start in the same group."""
+        z = F.normalize(z, dim=1)
+        k = self.centers.shape[0]
+        chosen = [int(torch.randint(len(z), (1,), generator=generator))]
+        d = self.sq_distances(z, z[chosen]).squeeze(1).clamp(min=0)
+        for _ in range(k - 1):
+            nxt = int(torch.multinomial(d + 1e-12, 1, generator=generator))
+            chosen.append(nxt)
+            d = torch.minimum(d, self.sq_distances(z, z[nxt : nxt + 1]).squeeze(1).clamp(min=0))
+        self.centers.copy_(z[chosen])
+
     @staticmethod
     def sq_distances(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return (x * x).sum(-1, keepdim=True) + (c * c).sum(-1) - 2 * x @ c.T
 
     def loss(self, z: torch.Tensor) -> torch.Tensor:
-        """Pull every (normalised) sample toward all centers, push centers apart."""
+        """Pull (normalised) samples toward the centers, push centers apart."""
         c = self.centers
         k = c.shape[0]
-        pull = self.sq_distances(z, c).mean()
+        d = self.sq_distances(z, c)
+        pull = d.mean() if self.pull == "all" else d.min(dim=1).values.mean()
         pair = self.sq_distances(c, c).sum()
         push = pair / (k * k) if self.push_norm == "all_pairs" else pair / max(k * (k - 1), 1)
         return pull - push
@@ -161,6 +185,35 @@ class LearnableClusters(nn.Module):
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = F.normalize(z, dim=-1)
         return self.loss(z), self.assign(z)
+
+
+def fit_clusters(
+    clusters: LearnableClusters,
+    z: torch.Tensor,
+    batch_size: int = 256,
+    epochs: int = 5,
+    lr: float = 0.05,
+    seed: int = 0,
+) -> LearnableClusters:
+    """Train ``clusters`` alone on fixed representations ``z``, by mini-batches
+    (k-means++ seeding on the first batch, then Adam, centers re-projected onto
+    the sphere before each step); inside a model, add ``clusters(z)[0]`` to its
+    loss instead."""
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(clusters.parameters(), lr=lr)
+    for epoch in range(epochs):
+        order = torch.randperm(len(z), generator=g)
+        for start in range(0, len(z), batch_size):
+            batch = z[order[start : start + batch_size]]
+            if epoch == 0 and start == 0:
+                clusters.init_from(batch, g)
+            clusters.renormalize()
+            loss, _ = clusters(batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    clusters.renormalize()
+    return clusters
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -188,6 +241,29 @@ def next_item_bce(h: torch.Tensor, item_emb: torch.Tensor, pos: torch.Tensor, ne
     return -(F.logsigmoid(pos_logit) + F.logsigmoid(-neg_logit)).mean()
 
 
+def next_item_ce(h: torch.Tensor, item_emb: torch.Tensor, pos: torch.Tensor):
+    """Softmax cross-entropy over the whole catalogue (items 1..N), over
+    non-padding target positions."""
+    valid = pos > 0
+    logits = h[valid] @ item_emb[1:].T
+    return F.cross_entropy(logits, pos[valid] - 1)
+
+
+def next_item_sampled_softmax(
+    h: torch.Tensor, item_emb: torch.Tensor, pos: torch.Tensor, negatives: torch.Tensor
+):
+    """Softmax cross-entropy of the target against ``negatives`` (item ids shared
+    by the batch, uniform); a negative that is the target itself is ignored."""
+    valid = pos > 0
+    h, target = h[valid], pos[valid]
+    pos_logit = (h * item_emb[target]).sum(-1, keepdim=True)
+    neg_logit = (h @ item_emb[negatives].T).masked_fill(
+        negatives[None, :] == target[:, None], float("-inf")
+    )
+    logits = torch.cat([pos_logit, neg_logit], dim=1)
+    return F.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long, device=h.device))
+
+
 # --------------------------------------------------------------------------- #
 # ELCRec
 # --------------------------------------------------------------------------- #
@@ -213,7 +289,7 @@ class ELCRec(nn.Module):
         self.encoder = SASRec(n_items, max_len, cfg)
         self.seq_cl, self.intent_cl, self.use_cluster_loss = VARIANT_PARTS[cfg.variant]
         dim = cfg.hidden * (max_len if cfg.pooling == "concat" else 1)
-        self.clusters = LearnableClusters(cfg.n_clusters, dim, cfg.push_norm)
+        self.clusters = LearnableClusters(cfg.n_clusters, dim, cfg.push_norm, cfg.cluster_pull)
         self.fixed_centers = cfg.variant == "iclrec"
         if self.fixed_centers:
             self.clusters.centers.requires_grad_(False)
@@ -309,6 +385,16 @@ class ELCRec(nn.Module):
             return h.reshape(h.shape[0], -1)
         return h.sum(dim=1) / (items > 0).sum(dim=1, keepdim=True).clamp(min=1)
 
+    def _next_item_loss(self, h, pos, neg) -> torch.Tensor:
+        emb = self.encoder.item_emb.weight
+        if self.cfg.loss == "ce":
+            return next_item_ce(h, emb, pos)
+        if self.cfg.loss == "sampled_softmax":
+            n_items = emb.shape[0] - 1
+            negatives = torch.randint(1, n_items + 1, (self.cfg.n_negatives,), device=h.device)
+            return next_item_sampled_softmax(h, emb, pos, negatives)
+        return next_item_bce(h, emb, pos, neg)
+
     def losses(
         self,
         items: torch.Tensor,
@@ -325,7 +411,7 @@ class ELCRec(nn.Module):
         if self.uses_intents and not self.fixed_centers:
             self.clusters.renormalize()
         h = self.encode(items)
-        out = {"next_item": next_item_bce(h, self.encoder.item_emb.weight, pos, neg)}
+        out = {"next_item": self._next_item_loss(h, pos, neg)}
         total = out["next_item"]
         assigned = None
         if self.uses_intents:

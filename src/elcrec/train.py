@@ -189,10 +189,13 @@ class Run:
         )
         state = {"epoch": 0, "best_ndcg20": -1.0, "best_epoch": -1, "bad_epochs": 0, "wall_s": 0.0}
         if resuming:
-            ckpt = torch.load(self.dir / "last.pt", map_location=device, weights_only=False)
+            ckpt = torch.load(self.dir / "last.pt", map_location=device, weights_only=True)
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
-            torch.set_rng_state(ckpt["torch_rng"])
+            # map_location moved the saved RNG states too; the CPU one must come back.
+            torch.set_rng_state(ckpt["torch_rng"].cpu())
+            if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(ckpt["cuda_rng"].cpu(), device)
             state = ckpt["state"]
             _truncate_metrics(self.dir / "metrics.jsonl", state["epoch"])
         elif model.uses_intents and cfg.model.center_init == "kmeans":
@@ -251,6 +254,9 @@ class Run:
                         "model": model.state_dict(),
                         "optimizer": opt.state_dict(),
                         "torch_rng": torch.get_rng_state(),
+                        "cuda_rng": (
+                            torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+                        ),
                         "state": state,
                     },
                     self.dir / "last.pt",
