@@ -53,6 +53,50 @@ def test_recommend_from_file(trained, tmp_path, capsys):
     assert "empty" in capsys.readouterr().err
 
 
+def test_intents_export_matches_the_model(trained, tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    from elcrec import Recommender
+    from elcrec.inference import assign_intents
+
+    assert main(["intents", str(trained), "--out", str(tmp_path), "--with-repr"]) == 0
+    assert "users in" in capsys.readouterr().out
+    users = pd.read_parquet(tmp_path / "users.parquet")
+    intents = pd.read_csv(tmp_path / "intents.csv")
+    rec = Recommender.load(trained)
+    assert list(users["user"].astype(str)) == [str(u) for u in rec.data.user_ids]
+    np.testing.assert_array_equal(users["intent"], assign_intents(rec.model, rec.data))
+    assert (users["intent"] == users["center_1"]).all()
+    assert (users["sq_distance_1"] <= users["sq_distance_2"]).all()
+    assert (users["sq_distance_2"] <= users["sq_distance_3"]).all()
+    assert sum(c.startswith("repr_") for c in users.columns) == rec.cfg.model.hidden
+    assert intents["users"].sum() == len(users) and len(intents) == rec.cfg.model.n_clusters
+    sizes = users["intent"].value_counts()
+    for row in intents.itertuples():
+        assert row.users == sizes.get(row.intent, 0)
+
+
+def test_typical_items_against_a_counting_loop():
+    import numpy as np
+
+    from elcrec.data import Interactions
+    from elcrec.inference import typical_items
+
+    # 4 users; items a..d become 1..4; users 10, 11 in intent 0, users 12, 13 in intent 1.
+    seqs = [["a", "a", "b"], ["a", "c"], ["d", "d", "b"], ["d", "c", "c"]]
+    data = Interactions.from_sequences([10, 11, 12, 13], seqs)
+    intent = np.array([0, 0, 1, 1])
+    got = typical_items(intent, data, 2, top=10)
+    # 11 interactions: a 3, b 2, c 3, d 3.  Intent 0 has 5: a 3 (lift (3/5)/(3/11)),
+    # b 1 (lift 1.1), c 1 (lift 0.73, not typical).  Intent 1 has 6: d 3, c 2
+    # (lift (2/6)/(3/11) = 1.22), b 1 (lift 0.92, not typical).
+    assert [(i, c) for i, c, _ in got[0]] == [(1, 3), (2, 1)]
+    assert [(i, c) for i, c, _ in got[1]] == [(4, 3), (3, 2)]
+    assert got[0][0][2] == pytest.approx((3 / 5) / (3 / 11))
+    assert got[1][1][2] == pytest.approx((2 / 6) / (3 / 11))
+
+
 def test_evaluate(trained, capsys):
     assert main(["evaluate", str(trained), "--stage", "valid"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -1,4 +1,4 @@
-"""Command line: ``elcrec train | evaluate | recommend | benchmark | data``.
+"""Command line: ``elcrec train | evaluate | recommend | intents | benchmark | data``.
 
 Errors in the input (data, config, ids) print one line naming the file, line
 or field and exit with status 2; nothing is left half-written.
@@ -187,6 +187,20 @@ def _dotted(items: list[str]) -> dict:
     return overrides
 
 
+def cmd_intents(args) -> int:
+    from elcrec.inference import Recommender
+
+    rec = Recommender.load(args.run)
+    out = Path(args.out or Path(args.run) / "intents")
+    users, intents = rec.export_intents(out, with_repr=args.with_repr, top_items=args.top_items)
+    used = int((intents["users"] > 0).sum())
+    print(
+        f"{len(users)} users in {used} of {len(intents)} intents; "
+        f"wrote {out}/users.{{parquet,csv}} and {out}/intents.{{parquet,csv}}"
+    )
+    return 0
+
+
 def cmd_data(args) -> int:
     from elcrec.config import DataConfig
     from elcrec.data import load
@@ -256,6 +270,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--tables-only", action="store_true", help="only rewrite the tables")
 
+    p = sub.add_parser("intents", help="export every user's intent and every intent's items")
+    p.add_argument("run")
+    p.add_argument("--out", help="output folder (default <run>/intents)")
+    p.add_argument("--with-repr", action="store_true", help="add the pooled representations")
+    p.add_argument("--top-items", type=int, default=10, help="typical items listed per intent")
+
     p = sub.add_parser("data", help="load a data source and print its statistics")
     p.add_argument("source")
     p.add_argument("--format", default="auto", choices=["auto", "sequences", "pairs", "log"])
@@ -271,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         "recommend": cmd_recommend,
         "data": cmd_data,
         "benchmark": cmd_benchmark,
+        "intents": cmd_intents,
     }[args.command]
     try:
         return handler(args)

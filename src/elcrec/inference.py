@@ -15,23 +15,69 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from elcrec._io import atomic_write
 from elcrec.config import RunConfig
 from elcrec.data import Interactions, pad_left, right_aligned
-from elcrec.model import ELCRec
+from elcrec.model import ELCRec, LearnableClusters
 
 
 @torch.no_grad()
-def assign_intents(model: ELCRec, interactions: Interactions, device="cpu", batch_size=2048):
-    """Nearest center of every user's full sequence (the test input: all but the last item)."""
+def nearest_intents(
+    model: ELCRec,
+    interactions: Interactions,
+    device="cpu",
+    top: int = 3,
+    with_repr: bool = False,
+    batch_size: int = 2048,
+):
+    """For every user's full sequence (the test input: all but the last item):
+    the ``top`` nearest centers, their squared distances, and optionally the
+    pooled representation that was clustered.  Returns (ids, distances, reprs)."""
     model.eval()
     n = interactions.n_users
     starts, ends = interactions.offsets[:-1], interactions.offsets[1:] - 1
-    out = np.empty(n, dtype=np.int64)
+    top = min(top, model.cfg.n_clusters)
+    ids = np.empty((n, top), dtype=np.int64)
+    dists = np.empty((n, top), dtype=np.float32)
+    reprs = None
     for i in range(0, n, batch_size):
         sl = slice(i, min(i + batch_size, n))
         items = right_aligned(interactions.flat, starts[sl], ends[sl], model.max_len)
-        items = pad_left(items, model.width_for(items.shape[1]))
-        out[sl] = model.intents(torch.from_numpy(items).to(device))[0].cpu().numpy()
+        items = torch.from_numpy(pad_left(items, model.width_for(items.shape[1]))).to(device)
+        pooled = model.pool(model.encode(items), items)
+        d = LearnableClusters.sq_distances(model.cluster_space(pooled), model.clusters.centers)
+        nearest = torch.topk(d, top, dim=1, largest=False)
+        ids[sl], dists[sl] = nearest.indices.cpu().numpy(), nearest.values.cpu().numpy()
+        if with_repr:
+            if reprs is None:
+                reprs = np.empty((n, pooled.shape[1]), dtype=np.float32)
+            reprs[sl] = pooled.cpu().numpy()
+    return ids, dists, reprs
+
+
+def assign_intents(model: ELCRec, interactions: Interactions, device="cpu") -> np.ndarray:
+    """Nearest center of every user's full sequence."""
+    return nearest_intents(model, interactions, device, top=1)[0][:, 0]
+
+
+def typical_items(intent_of_user: np.ndarray, interactions: Interactions, n_intents: int, top=10):
+    """Per intent, its most frequent items among those over-represented in it
+    (share of its users' interactions above the item's share overall)."""
+    lengths = interactions.lengths
+    intent = np.repeat(intent_of_user, lengths)
+    item = interactions.flat
+    n_items = interactions.n_items + 1
+    joint = np.bincount(intent * n_items + item, minlength=n_intents * n_items).reshape(
+        n_intents, n_items
+    )
+    overall = np.bincount(item, minlength=n_items) / max(len(item), 1)
+    share = joint / np.maximum(joint.sum(axis=1, keepdims=True), 1)
+    lift = np.divide(share, overall, out=np.zeros_like(share), where=overall > 0)
+    out = []
+    for j in range(n_intents):
+        candidates = np.flatnonzero((lift[j] > 1.0) & (joint[j] > 0))
+        best = candidates[np.argsort(-joint[j, candidates], kind="stable")][:top]
+        out.append([(int(i), int(joint[j, i]), float(lift[j, i])) for i in best])
     return out
 
 
@@ -141,6 +187,46 @@ class Recommender:
                 )
             )
         return out
+
+    def export_intents(self, out_dir: str | Path, with_repr: bool = False, top_items: int = 10):
+        """users.{parquet,csv}: each user's intent, the 3 nearest centers and
+        their squared distances (and the pooled representation if asked);
+        intents.{parquet,csv}: each intent's size and most typical items.
+        All ids are the user's own.  Returns the two tables."""
+        import pandas as pd
+
+        if not self.model.uses_intents:
+            raise ValueError("this run's model has no intents (variant sasrec or backbone)")
+        ids, dists, reprs = nearest_intents(self.model, self.data, self.device, 3, with_repr)
+        users = pd.DataFrame({"user": list(self.data.user_ids), "length": self.data.lengths})
+        users["intent"] = ids[:, 0]
+        for r in range(ids.shape[1]):
+            users[f"center_{r + 1}"] = ids[:, r]
+            users[f"sq_distance_{r + 1}"] = dists[:, r]
+        if reprs is not None:
+            for c in range(reprs.shape[1]):
+                users[f"repr_{c}"] = reprs[:, c]
+        k = self.cfg.model.n_clusters
+        sizes = np.bincount(ids[:, 0], minlength=k)
+        typical = typical_items(ids[:, 0], self.data, k, top_items)
+        intents = pd.DataFrame(
+            {
+                "intent": np.arange(k),
+                "users": sizes,
+                "share": sizes / max(len(users), 1),
+                "typical_items": [
+                    " ".join(str(self.data.item_ids[i - 1]) for i, _, _ in t) for t in typical
+                ],
+                "typical_item_counts": [" ".join(str(c) for _, c, _ in t) for t in typical],
+            }
+        )
+        out_dir = Path(out_dir)
+        for name, table in (("users", users), ("intents", intents)):
+            atomic_write(
+                out_dir / f"{name}.parquet", lambda tmp, t=table: t.to_parquet(tmp, index=False)
+            )
+            atomic_write(out_dir / f"{name}.csv", lambda tmp, t=table: t.to_csv(tmp, index=False))
+        return users, intents
 
     def metadata(self) -> dict:
         from elcrec import __version__
