@@ -1,4 +1,4 @@
-"""Command line: ``elcrec train | evaluate | recommend | intents | benchmark | data``.
+"""Command line: ``elcrec train | evaluate | recommend | intents | report | benchmark | data``.
 
 Errors in the input (data, config, ids) print one line naming the file, line
 or field and exit with status 2; nothing is left half-written.
@@ -201,6 +201,13 @@ def cmd_intents(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from elcrec.report import write_report
+
+    print(f"wrote {write_report(args.run, args.out, args.tsne_users)}")
+    return 0
+
+
 def cmd_data(args) -> int:
     from elcrec.config import DataConfig
     from elcrec.data import load
@@ -276,6 +283,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--with-repr", action="store_true", help="add the pooled representations")
     p.add_argument("--top-items", type=int, default=10, help="typical items listed per intent")
 
+    p = sub.add_parser("report", help="one self-contained HTML page: metrics, curves, intents")
+    p.add_argument("run")
+    p.add_argument("--out", help="HTML file (default <run>/report.html)")
+    p.add_argument("--tsne-users", type=int, default=3000, help="users drawn in the t-SNE")
+
     p = sub.add_parser("data", help="load a data source and print its statistics")
     p.add_argument("source")
     p.add_argument("--format", default="auto", choices=["auto", "sequences", "pairs", "log"])
@@ -292,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": cmd_data,
         "benchmark": cmd_benchmark,
         "intents": cmd_intents,
+        "report": cmd_report,
     }[args.command]
     try:
         return handler(args)
