@@ -151,8 +151,8 @@ def _groups_table(groups: np.ndarray, cuts: list[float], shares: np.ndarray) -> 
     for g, name in enumerate(GROUPS):
         used = np.flatnonzero(shares[g] > 0)
         ranked = used[np.argsort(-shares[g, used], kind="stable")]
-        top = ", ".join(f"{j} ({shares[g, j]:.1%})" for j in ranked[:3])
-        bottom = ", ".join(f"{j} ({shares[g, j]:.1%})" for j in ranked[-3:][::-1])
+        top = ", ".join(f"{j} ({shares[g, j]:.2%})" for j in ranked[:3])
+        bottom = ", ".join(f"{j} ({shares[g, j]:.2%})" for j in ranked[-3:][::-1])
         rows.append(
             f"<tr><td>{name}</td><td>{bounds[g]}</td><td>{int((groups == g).sum())}</td>"
             f"<td>{len(used)}</td><td>{top}</td><td>{bottom}</td></tr>"
