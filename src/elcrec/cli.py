@@ -1,4 +1,5 @@
-"""Command line: ``elcrec train | evaluate | recommend | intents | report | benchmark | data``.
+"""Command line: ``elcrec train | evaluate | recommend | intents | report | serve |
+benchmark | data``.
 
 Errors in the input (data, config, ids) print one line naming the file, line
 or field and exit with status 2; nothing is left half-written.
@@ -208,6 +209,14 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from elcrec.serve import serve
+
+    print(f"serving {args.run} on http://{args.host}:{args.port}", file=sys.stderr)
+    serve(args.run, args.host, args.port, args.threads)
+    return 0
+
+
 def cmd_data(args) -> int:
     from elcrec.config import DataConfig
     from elcrec.data import load
@@ -288,6 +297,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="HTML file (default <run>/report.html)")
     p.add_argument("--tsne-users", type=int, default=3000, help="users drawn in the t-SNE")
 
+    p = sub.add_parser("serve", help="HTTP service: recommendations and intents (FastAPI)")
+    p.add_argument("run")
+    p.add_argument("--host", default="127.0.0.1", help="default: this machine only")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per request")
+
     p = sub.add_parser("data", help="load a data source and print its statistics")
     p.add_argument("source")
     p.add_argument("--format", default="auto", choices=["auto", "sequences", "pairs", "log"])
@@ -305,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": cmd_benchmark,
         "intents": cmd_intents,
         "report": cmd_report,
+        "serve": cmd_serve,
     }[args.command]
     try:
         return handler(args)

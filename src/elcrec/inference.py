@@ -188,6 +188,26 @@ class Recommender:
             )
         return out
 
+    @torch.no_grad()
+    def intent(self, items: list, top: int = 3) -> dict:
+        """Nearest intents of a sequence of original item ids (oldest first)."""
+        if not self.model.uses_intents:
+            raise ValueError("this run's model has no intents (variant sasrec or backbone)")
+        ids = [self._lookup_item(item) for item in items]
+        known = np.array([i for i in ids if i is not None], dtype=np.int64)
+        matrix = right_aligned(known, np.array([0]), np.array([len(known)]), self.model.max_len)
+        wide = pad_left(matrix, self.model.width_for(matrix.shape[1]))
+        _, d = self.model.intents(torch.from_numpy(wide).to(self.device))
+        nearest = torch.topk(d[0], min(top, d.shape[1]), largest=False)
+        return {
+            "intent": int(nearest.indices[0]),
+            "nearest": [
+                {"intent": int(j), "sq_distance": float(v)}
+                for j, v in zip(nearest.indices.tolist(), nearest.values.tolist())
+            ],
+            "unknown_items": [item for item, i in zip(items, ids) if i is None],
+        }
+
     def export_intents(self, out_dir: str | Path, with_repr: bool = False, top_items: int = 10):
         """users.{parquet,csv}: each user's intent, the 3 nearest centers and
         their squared distances (and the pooled representation if asked);
