@@ -97,6 +97,40 @@ def test_typical_items_against_a_counting_loop():
     assert got[1][1][2] == pytest.approx((2 / 6) / (3 / 11))
 
 
+def test_batch_recommendations_for_many_users(trained, tmp_path, capsys):
+    import pandas as pd
+
+    from elcrec import Recommender
+
+    rec = Recommender.load(trained)
+    out = tmp_path / "recs.parquet"
+    assert main(["recommend", str(trained), "--users", "all", "--k", "3", "--out", str(out)]) == 0
+    table = pd.read_parquet(out)
+    assert len(table) == 3 * rec.data.n_users
+    assert list(table.columns) == ["user", "rank", "item", "score", "intent"]
+    for user in (rec.data.user_ids[0], rec.data.user_ids[7]):
+        rows = table[table["user"] == user].sort_values("rank")
+        expected = rec.recommend_user(user, 3)
+        assert rows["item"].tolist() == expected.items
+        assert rows["score"].tolist() == pytest.approx(expected.scores, rel=1e-6)
+        assert (rows["intent"] == expected.intent).all()
+    users_file = tmp_path / "users.txt"
+    users_file.write_text(f"{rec.data.user_ids[2]}\n\n{rec.data.user_ids[5]}\n")
+    small = tmp_path / "two.parquet"
+    assert main(["recommend", str(trained), "--users", str(users_file), "--out", str(small)]) == 0
+    assert pd.read_parquet(small)["user"].unique().tolist() == [
+        rec.data.user_ids[2],
+        rec.data.user_ids[5],
+    ]
+    capsys.readouterr()
+    users_file.write_text(f"{rec.data.user_ids[2]}\nghost\n")
+    assert main(["recommend", str(trained), "--users", str(users_file), "--out", str(small)]) == 2
+    assert f"{users_file}:2: unknown user 'ghost'" in capsys.readouterr().err
+    assert len(pd.read_parquet(small)) == 20  # the earlier file is untouched
+    assert main(["recommend", str(trained), "--users", "all"]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
 def test_evaluate(trained, capsys):
     assert main(["evaluate", str(trained), "--stage", "valid"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -123,6 +123,8 @@ def cmd_recommend(args) -> int:
 
     rec = Recommender.load(args.run)
     exclude = not args.include_seen
+    if args.users is not None:
+        return _recommend_many_users(rec, args)
     if args.user is not None:
         try:
             result = rec.recommend_user(_maybe_int(args.user), args.k, exclude)
@@ -217,6 +219,31 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _recommend_many_users(rec, args) -> int:
+    if not args.out:
+        raise ConfigError("--users needs --out FILE.parquet")
+    users = None
+    if args.users != "all":
+        path = Path(args.users)
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as e:
+            raise DataError(f"{path}: cannot read ({e.strerror})") from None
+        users = []
+        for n, line in enumerate(lines, 1):
+            token = line.strip()
+            if not token:
+                continue
+            if rec.user_index.get(_maybe_int(token), rec._str_users.get(token)) is None:
+                raise DataError(f"{path}:{n}: unknown user {token!r} (not in {args.run}/data.json)")
+            users.append(_maybe_int(token))
+        if not users:
+            raise DataError(f"{path}: no user ids; expected one per line")
+    rows = rec.recommend_users_to_parquet(users, args.out, args.k, not args.include_seen)
+    print(f"wrote {rows} rows (user, rank, item, score, intent) to {args.out}")
+    return 0
+
+
 def cmd_data(args) -> int:
     from elcrec.config import DataConfig
     from elcrec.data import load
@@ -252,6 +279,8 @@ def make_parser() -> argparse.ArgumentParser:
     who.add_argument("--user", help="a known user id (original id)")
     who.add_argument("--items", nargs="+", help="an item sequence, oldest first (original ids)")
     who.add_argument("--items-file", help="a file of item ids, oldest first")
+    who.add_argument("--users", help="a file of user ids (one per line) or 'all': batch to --out")
+    p.add_argument("--out", help="Parquet file for --users (user, rank, item, score, intent)")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--include-seen", action="store_true", help="do not exclude the input items")
 

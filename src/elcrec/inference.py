@@ -188,6 +188,62 @@ class Recommender:
             )
         return out
 
+    def recommend_users_to_parquet(
+        self, users: list | None, out: str | Path, k: int = 20, exclude_seen=True, chunk=2048
+    ) -> int:
+        """Top-k for many known users (``None`` = all), streamed to Parquet in
+        chunks so memory stays bounded: one row per (user, rank) with the item,
+        its score and the user's intent, in original ids.  Returns the row count."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        internal = np.arange(self.data.n_users) if users is None else self._user_rows(users)
+        rows = 0
+
+        def write(tmp: str) -> None:
+            nonlocal rows
+            writer = None
+            for start in range(0, len(internal), chunk):
+                part = internal[start : start + chunk]
+                recs = self._recommend_internal(
+                    [self.data.sequence(u) for u in part], k, exclude_seen, [[]] * len(part)
+                )
+                n = [len(r.items) for r in recs]
+                table = pa.table(
+                    {
+                        "user": pa.array(
+                            np.repeat(np.asarray(self.data.user_ids, object)[part], n).tolist()
+                        ),
+                        "rank": pa.array(
+                            np.concatenate([np.arange(1, m + 1) for m in n]), pa.int32()
+                        ),
+                        "item": pa.array([i for r in recs for i in r.items]),
+                        "score": pa.array([v for r in recs for v in r.scores], pa.float32()),
+                        "intent": pa.array(
+                            np.repeat([-1 if r.intent is None else r.intent for r in recs], n),
+                            pa.int32(),
+                        ),
+                    }
+                )
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+                rows += table.num_rows
+            if writer is not None:
+                writer.close()
+
+        atomic_write(out, write)
+        return rows
+
+    def _user_rows(self, users: list) -> np.ndarray:
+        rows = []
+        for user in users:
+            u = self.user_index.get(user, self._str_users.get(str(user)))
+            if u is None:
+                raise KeyError(user)
+            rows.append(u)
+        return np.array(rows, dtype=np.int64)
+
     @torch.no_grad()
     def intent(self, items: list, top: int = 3) -> dict:
         """Nearest intents of a sequence of original item ids (oldest first)."""
