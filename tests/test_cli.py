@@ -131,6 +131,29 @@ def test_batch_recommendations_for_many_users(trained, tmp_path, capsys):
     assert "--out" in capsys.readouterr().err
 
 
+def test_exported_scorer_matches_the_eager_model(trained, tmp_path, capsys):
+    import numpy as np
+    import torch
+
+    from elcrec import Recommender
+    from elcrec.data import right_aligned
+
+    assert main(["export", str(trained), "--out", str(tmp_path)]) == 0
+    program = torch.export.load(str(tmp_path / "scorer.pt2")).module()
+    rec = Recommender.load(trained)
+    data = rec.data
+    users = np.arange(0, data.n_users, 7)  # real sequences, many lengths
+    items = right_aligned(data.flat, data.offsets[users], data.offsets[users + 1], 20)
+    items = torch.from_numpy(items)
+    with torch.no_grad():
+        eager = rec.model.score(items)
+        exported = program(items)
+    assert exported.shape == (len(users), data.n_items)
+    assert (exported - eager).abs().max() <= 1e-5
+    info = json.loads((tmp_path / "items.json").read_text())
+    assert info["max_len"] == 20 and len(info["item_ids"]) == data.n_items
+
+
 def test_evaluate(trained, capsys):
     assert main(["evaluate", str(trained), "--stage", "valid"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -244,6 +244,14 @@ def _recommend_many_users(rec, args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from elcrec.inference import Recommender
+
+    path = Recommender.load(args.run).export(args.out or Path(args.run) / "export")
+    print(f"wrote {path} (torch.export program) and {path.parent / 'items.json'}")
+    return 0
+
+
 def cmd_data(args) -> int:
     from elcrec.config import DataConfig
     from elcrec.data import load
@@ -332,6 +340,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--threads", type=int, default=1, help="torch threads per request")
 
+    p = sub.add_parser(
+        "export", help="the scorer as a torch.export program (runs with torch alone)"
+    )
+    p.add_argument("run")
+    p.add_argument("--out", help="output folder (default <run>/export)")
+
     p = sub.add_parser("data", help="load a data source and print its statistics")
     p.add_argument("source")
     p.add_argument("--format", default="auto", choices=["auto", "sequences", "pairs", "log"])
@@ -350,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         "intents": cmd_intents,
         "report": cmd_report,
         "serve": cmd_serve,
+        "export": cmd_export,
     }[args.command]
     try:
         return handler(args)

@@ -81,6 +81,15 @@ def typical_items(intent_of_user: np.ndarray, interactions: Interactions, n_inte
     return out
 
 
+class _Scorer(torch.nn.Module):
+    def __init__(self, model: ELCRec):
+        super().__init__()
+        self.model = model
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        return self.model.score(items)
+
+
 @dataclass
 class Recommendation:
     items: list  # original item ids, best first
@@ -303,6 +312,25 @@ class Recommender:
             )
             atomic_write(out_dir / f"{name}.csv", lambda tmp, t=table: t.to_csv(tmp, index=False))
         return users, intents
+
+    def export(self, out_dir: str | Path) -> Path:
+        """The scorer as a ``torch.export`` program, runnable with torch alone:
+        ``torch.export.load(path).module()(items)`` maps a (batch, T) int64
+        tensor of internal item ids, left-padded with 0 to T = max_len, to
+        (batch, N) scores of items 1..N.  ``items.json`` beside it maps
+        internal ids to original ids (item i is ``item_ids[i - 1]``)."""
+        out_dir = Path(out_dir)
+        scorer = _Scorer(self.model).eval()
+        example = torch.zeros(2, self.model.max_len, dtype=torch.int64)
+        example[:, -1] = 1
+        batch = torch.export.Dim("batch", min=1)
+        with torch.no_grad():
+            program = torch.export.export(scorer, (example,), dynamic_shapes=({0: batch},))
+        path = out_dir / "scorer.pt2"
+        atomic_write(path, lambda tmp: torch.export.save(program, tmp))
+        info = {"max_len": self.model.max_len, "item_ids": list(self.data.item_ids)}
+        atomic_write(out_dir / "items.json", lambda tmp: Path(tmp).write_text(json.dumps(info)))
+        return path
 
     def metadata(self) -> dict:
         from elcrec import __version__
