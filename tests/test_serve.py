@@ -89,3 +89,17 @@ def test_malformed_json_oversized_body_and_unknown_user(client_and_rec):
     r = client.get("/users/5/recommendations", params={"k": -1})
     assert r.status_code == 422
     assert client.get("/health").status_code == 200
+
+
+def test_approximate_search_agrees_with_exact_scoring(client_and_rec):
+    _, exact = client_and_rec
+    approx = Recommender(exact.model, exact.data, exact.cfg).use_ann(ef_search=256)
+    hits = total = 0
+    for u in range(0, exact.data.n_users, 5):
+        user = exact.data.user_ids[u]
+        a, e = approx.recommend_user(user, 10), exact.recommend_user(user, 10)
+        assert not set(a.items) & {exact.data.item_ids[i - 1] for i in exact.data.sequence(u)}
+        assert a.scores == sorted(a.scores, reverse=True) and a.intent == e.intent
+        hits += len(set(a.items) & set(e.items))
+        total += 10
+    assert hits / total >= 0.95

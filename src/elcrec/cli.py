@@ -122,6 +122,8 @@ def cmd_recommend(args) -> int:
     from elcrec.inference import Recommender
 
     rec = Recommender.load(args.run)
+    if args.ann_ef:
+        rec.use_ann(ef_search=args.ann_ef)
     exclude = not args.include_seen
     if args.users is not None:
         return _recommend_many_users(rec, args)
@@ -215,7 +217,7 @@ def cmd_serve(args) -> int:
     from elcrec.serve import serve
 
     print(f"serving {args.run} on http://{args.host}:{args.port}", file=sys.stderr)
-    serve(args.run, args.host, args.port, args.threads)
+    serve(args.run, args.host, args.port, args.threads, args.ann_ef)
     return 0
 
 
@@ -289,6 +291,12 @@ def make_parser() -> argparse.ArgumentParser:
     who.add_argument("--items-file", help="a file of item ids, oldest first")
     who.add_argument("--users", help="a file of user ids (one per line) or 'all': batch to --out")
     p.add_argument("--out", help="Parquet file for --users (user, rank, item, score, intent)")
+    p.add_argument(
+        "--ann-ef",
+        type=int,
+        default=0,
+        help="approximate search: HNSW with this efSearch (0 = exact)",
+    )
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--include-seen", action="store_true", help="do not exclude the input items")
 
@@ -339,6 +347,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="default: this machine only")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--threads", type=int, default=1, help="torch threads per request")
+    p.add_argument(
+        "--ann-ef",
+        type=int,
+        default=0,
+        help="approximate search: HNSW with this efSearch (0 = exact)",
+    )
 
     p = sub.add_parser(
         "export", help="the scorer as a torch.export program (runs with torch alone)"

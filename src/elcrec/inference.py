@@ -81,6 +81,26 @@ def typical_items(intent_of_user: np.ndarray, interactions: Interactions, n_inte
     return out
 
 
+class ItemIndex:
+    """Approximate maximum-inner-product search over item embeddings (faiss
+    HNSW), for catalogues too large to score exhaustively per request.  Exact
+    scoring stays the default, and reported metrics always use it."""
+
+    def __init__(self, embeddings: np.ndarray, m: int = 32, ef_construction: int = 100):
+        import faiss
+
+        emb = np.ascontiguousarray(embeddings, dtype=np.float32)
+        self.index = faiss.IndexHNSWFlat(emb.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+        self.index.hnsw.efConstruction = ef_construction
+        self.index.add(emb)
+        self.ef_search = 128
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, 0-based rows) of the k best items per query; -1 pads short rows."""
+        self.index.hnsw.efSearch = max(self.ef_search, k)
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+
+
 class _Scorer(torch.nn.Module):
     def __init__(self, model: ELCRec):
         super().__init__()
@@ -113,6 +133,7 @@ class Recommender:
         self.cfg = cfg
         self.device = torch.device(device)
         self.item_index = {item: i + 1 for i, item in enumerate(interactions.item_ids)}
+        self.ann: ItemIndex | None = None  # set by use_ann(); exact scoring otherwise
         self.user_index = {user: u for u, user in enumerate(interactions.user_ids)}
         # JSON round trips turn int ids into ints, but a user may type "12" on a command line.
         self._str_items = {str(item): i for item, i in self.item_index.items()}
@@ -134,6 +155,14 @@ class Recommender:
         state = torch.load(run_dir / checkpoint, map_location=device, weights_only=True)
         model.load_state_dict(state)
         return cls(model.to(device), interactions, cfg, device)
+
+    def use_ann(self, ef_search: int = 128, m: int = 32) -> Recommender:
+        """Answer from an HNSW index over the item embeddings instead of scoring
+        every item (for large catalogues; approximate)."""
+        emb = self.model.encoder.item_emb.weight[1:].detach().cpu().numpy()
+        self.ann = ItemIndex(emb, m=m)
+        self.ann.ef_search = ef_search
+        return self
 
     def _lookup_item(self, item):
         if item in self.item_index:
@@ -173,19 +202,21 @@ class Recommender:
         flat = np.concatenate(seqs) if len(seqs) else np.zeros(0, np.int64)
         matrix = right_aligned(flat, offsets[:-1], offsets[1:], self.model.max_len)
         items = torch.from_numpy(matrix).to(self.device)
-        scores = self.model.score(items)
-        if exclude_seen:
-            rows = np.repeat(np.arange(len(seqs)), lengths)
-            scores[torch.from_numpy(rows), torch.from_numpy(flat - 1)] = float("-inf")
-        top = torch.topk(scores, k, dim=1)
+        if self.ann is None:
+            scores = self.model.score(items)
+            if exclude_seen:
+                rows = np.repeat(np.arange(len(seqs)), lengths)
+                scores[torch.from_numpy(rows), torch.from_numpy(flat - 1)] = float("-inf")
+            top_values, top_indices = (t.tolist() for t in torch.topk(scores, k, dim=1))
+        else:
+            top_values, top_indices = self._ann_top(items, seqs, k, exclude_seen)
         intents = None
         if self.model.uses_intents:
             wide = pad_left(matrix, self.model.width_for(matrix.shape[1]))
             intents = self.model.intents(torch.from_numpy(wide).to(self.device))[0].tolist()
         out = []
         for r in range(len(seqs)):
-            idx = top.indices[r].tolist()
-            vals = top.values[r].tolist()
+            idx, vals = top_indices[r], top_values[r]
             keep = [j for j, v in enumerate(vals) if v != float("-inf")]
             out.append(
                 Recommendation(
@@ -196,6 +227,19 @@ class Recommender:
                 )
             )
         return out
+
+    def _ann_top(self, items, seqs, k, exclude_seen):
+        """Top-k from the HNSW index, asking for enough extra items to drop the seen ones."""
+        queries = self.model.user_vectors(items).cpu().numpy()
+        extra = max((len(set(s.tolist())) for s in seqs), default=0) if exclude_seen else 0
+        values, rows = self.ann.search(queries, k + extra)
+        out_v, out_i = [], []
+        for r, seq in enumerate(seqs):
+            seen = set((seq - 1).tolist()) if exclude_seen else set()
+            keep = [j for j, i in enumerate(rows[r]) if i >= 0 and int(i) not in seen][:k]
+            out_v.append([float(values[r, j]) for j in keep])
+            out_i.append([int(rows[r, j]) for j in keep])
+        return out_v, out_i
 
     def recommend_users_to_parquet(
         self, users: list | None, out: str | Path, k: int = 20, exclude_seen=True, chunk=2048

@@ -90,10 +90,15 @@ def create_app(rec: Recommender) -> FastAPI:
     return app
 
 
-def serve(run_dir: str, host: str = "127.0.0.1", port: int = 8000, threads: int = 1) -> None:
+def serve(
+    run_dir: str, host: str = "127.0.0.1", port: int = 8000, threads: int = 1, ann_ef: int = 0
+) -> None:
     import torch
     import uvicorn
 
     torch.set_num_threads(threads)
-    app = create_app(Recommender.load(run_dir))
+    rec = Recommender.load(run_dir)
+    if ann_ef:
+        rec.use_ann(ef_search=ann_ef)
+    app = create_app(rec)
     uvicorn.run(app, host=host, port=port, log_level="warning")
