@@ -15,7 +15,8 @@ def client_and_rec(tmp_path_factory):
     run = tmp_path_factory.mktemp("serve") / "run"
     train(tiny_config(), run, progress=False)
     rec = Recommender.load(run)
-    return TestClient(create_app(rec)), rec
+    with TestClient(create_app(rec)) as client:  # runs the app's startup (the batcher)
+        yield client, rec
 
 
 def test_recommend_a_sequence_a_user_and_an_intent(client_and_rec):
@@ -73,6 +74,27 @@ def test_bad_requests_get_a_4xx_that_says_why(client_and_rec, path, body, status
     assert r.status_code == status
     assert message in r.text
     assert client.get("/health").status_code == 200  # still serving
+
+
+def test_concurrent_requests_batched_together_get_their_own_answers(client_and_rec):
+    from concurrent.futures import ThreadPoolExecutor
+
+    client, rec = client_and_rec
+    cases = [
+        ([rec.data.item_ids[i - 1] for i in rec.data.sequence(u)], 1 + u % 7, u % 3 != 0)
+        for u in range(40)
+    ]
+
+    def ask(case):
+        items, k, exclude = case
+        return client.post("/recommend", json={"items": items, "k": k, "exclude_seen": exclude})
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(ask, cases))
+    for (items, k, exclude), r in zip(cases, answers):
+        expected = rec.recommend(items, k, exclude)
+        assert r.status_code == 200 and r.json()["items"] == expected.items
+        assert r.json()["scores"] == pytest.approx(expected.scores, rel=1e-5)
 
 
 def test_malformed_json_oversized_body_and_unknown_user(client_and_rec):

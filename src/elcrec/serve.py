@@ -6,13 +6,17 @@ Endpoints (ids are the user's own):
   POST /intent                    {"items": [...]}  -> intent and the 3 nearest centers
   GET  /health, GET /metadata
 
-The model is loaded once, weights only.  Handlers are plain functions, so
-FastAPI runs them in its thread pool; torch releases the GIL inside its
-kernels, and each request uses one intra-op thread, so concurrent requests
-overlap instead of queueing behind one another.
+The model is loaded once, weights only.  Recommendation requests that arrive
+while the model is busy are answered together by one batched forward pass
+(``Batcher``): under load a request waits for at most one pass in progress,
+and the passes get cheaper per request, instead of each request queueing for
+its own pass.  The other handlers are plain functions in FastAPI's thread pool.
 """
 
 from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
@@ -46,8 +50,62 @@ class Recommendations(BaseModel):
     unknown_items: list[ItemId]
 
 
+class Batcher:
+    """Answers the recommendation requests waiting at the same moment with one
+    batched pass (per exclude_seen flag; the largest k, then each cut to its own)."""
+
+    def __init__(self, rec: Recommender, max_batch: int = 64):
+        self.rec = rec
+        self.max_batch = max_batch
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+    async def recommend(self, items: list, k: int, exclude_seen: bool) -> dict:
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((items, k, exclude_seen, future))
+        return await future
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < self.max_batch and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                answers = await asyncio.to_thread(self._answer, batch)
+            except Exception as e:  # a failed pass fails its requests, not the service
+                answers = [e] * len(batch)
+            for (*_, future), answer in zip(batch, answers):
+                if future.done():
+                    continue
+                if isinstance(answer, Exception):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)
+
+    def _answer(self, batch: list) -> list[dict]:
+        answers: list = [None] * len(batch)
+        for flag in (True, False):
+            rows = [i for i, b in enumerate(batch) if b[2] is flag]
+            if not rows:
+                continue
+            k = max(batch[i][1] for i in rows)
+            recs = self.rec.recommend_many([batch[i][0] for i in rows], k, flag)
+            for i, r in zip(rows, recs):
+                d = r.to_dict()
+                d["items"], d["scores"] = d["items"][: batch[i][1]], d["scores"][: batch[i][1]]
+                answers[i] = d
+        return answers
+
+
 def create_app(rec: Recommender) -> FastAPI:
-    app = FastAPI(title="elcrec", version=rec.metadata()["version"])
+    batcher = Batcher(rec)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        task = asyncio.create_task(batcher.run())
+        yield
+        task.cancel()
+
+    app = FastAPI(title="elcrec", version=rec.metadata()["version"], lifespan=lifespan)
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
@@ -67,18 +125,22 @@ def create_app(rec: Recommender) -> FastAPI:
     def metadata() -> dict:
         return rec.metadata()
 
+    # The answers are built here, so they skip response-model re-validation
+    # (Recommendations documents their shape in the OpenAPI schema).
     @app.post("/recommend", response_model=Recommendations)
-    def recommend(req: SequenceRequest) -> dict:
-        return rec.recommend(req.items, req.k, req.exclude_seen).to_dict()
+    async def recommend(req: SequenceRequest) -> JSONResponse:
+        return JSONResponse(await batcher.recommend(req.items, req.k, req.exclude_seen))
 
     @app.get("/users/{user}/recommendations", response_model=Recommendations)
-    def recommend_user(
+    async def recommend_user(
         user: str, k: int = Query(10, ge=1, le=MAX_K), exclude_seen: bool = True
-    ) -> dict:
+    ) -> JSONResponse:
         try:
-            return rec.recommend_user(user, k, exclude_seen).to_dict()
+            seq = rec.user_sequence(user)
         except KeyError:
             raise HTTPException(404, f"unknown user {user!r}") from None
+        items = [rec.data.item_ids[i - 1] for i in seq]
+        return JSONResponse(await batcher.recommend(items, k, exclude_seen))
 
     @app.post("/intent")
     def intent(req: IntentRequest) -> dict:
