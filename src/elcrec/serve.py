@@ -16,6 +16,7 @@ its own pass.  The other handlers are plain functions in FastAPI's thread pool.
 from __future__ import annotations
 
 import asyncio
+import gc
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -163,4 +164,9 @@ def serve(
     if ann_ef:
         rec.use_ann(ef_search=ann_ef)
     app = create_app(rec)
+    # The loaded model and id maps are many long-lived Python objects; without
+    # this, each full garbage collection walks them all and stalls every
+    # request in flight (measured: ~100 ms about once a second under load).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(app, host=host, port=port, log_level="warning")
