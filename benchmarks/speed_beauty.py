@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command, environment, write_results  # noqa: E402
+from common import command, environment, time_epochs, write_results  # noqa: E402
 
 # name -> (preset, overrides, epochs override or None)
 OPTION_SETS = {
@@ -33,26 +30,12 @@ BAR = {"train_epoch_s": 8.0, "eval_pass_s": 1.0, "peak_rss_mb": 1500}
 
 
 def one(preset_name: str, overrides: dict, epochs: int, data_dir: str | None) -> dict:
-    from elcrec import Run, preset
+    from elcrec import preset
 
     cfg = preset(preset_name, "beauty").replace(**overrides)
     if data_dir:
         cfg = cfg.replace(**{"data.data_dir": data_dir})
-    work = Path(tempfile.mkdtemp(prefix="elcrec-speed-"))
-    try:
-        Run(cfg, work / "run").fit(progress=False, max_epochs=epochs)
-        lines = [json.loads(x) for x in (work / "run" / "metrics.jsonl").read_text().splitlines()]
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    train_s = [x["train_s"] for x in lines]
-    return {
-        "train_epoch_s": statistics.median(train_s[1:] if len(train_s) > 1 else train_s),
-        "eval_pass_s": statistics.median(x["eval_s"] for x in lines),
-        "peak_rss_mb": max(x["peak_rss_mb"] for x in lines),
-        "epochs": len(lines),
-        "train_s_per_epoch": train_s,
-        "options": cfg.to_dict(),
-    }
+    return time_epochs(cfg, epochs)
 
 
 def main() -> None:

@@ -84,21 +84,33 @@ def typical_items(intent_of_user: np.ndarray, interactions: Interactions, n_inte
 class ItemIndex:
     """Approximate maximum-inner-product search over item embeddings (faiss
     HNSW), for catalogues too large to score exhaustively per request.  Exact
-    scoring stays the default, and reported metrics always use it."""
+    scoring stays the default, and reported metrics always use it.
+
+    HNSW finds nearest neighbours; inner products are turned into distances by
+    the usual extra coordinate (Bachrach et al., 2014): item x becomes
+    [x, sqrt(M^2 - |x|^2)] with M the largest item norm, query q becomes [q, 0],
+    so |q' - x'|^2 = |q|^2 + M^2 - 2 q.x and the nearest item has the largest q.x.
+    """
 
     def __init__(self, embeddings: np.ndarray, m: int = 32, ef_construction: int = 100):
         import faiss
 
-        emb = np.ascontiguousarray(embeddings, dtype=np.float32)
-        self.index = faiss.IndexHNSWFlat(emb.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+        emb = np.asarray(embeddings, dtype=np.float32)
+        norms = (emb * emb).sum(axis=1)
+        self.max_sq_norm = float(norms.max())
+        extra = np.sqrt(np.maximum(self.max_sq_norm - norms, 0.0))[:, None]
+        self.index = faiss.IndexHNSWFlat(emb.shape[1] + 1, m)
         self.index.hnsw.efConstruction = ef_construction
-        self.index.add(emb)
+        self.index.add(np.ascontiguousarray(np.hstack([emb, extra]), dtype=np.float32))
         self.ef_search = 128
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, 0-based rows) of the k best items per query; -1 pads short rows."""
+        """(inner products, 0-based rows) of the k best items per query; -1 pads."""
+        q = np.asarray(queries, dtype=np.float32)
         self.index.hnsw.efSearch = max(self.ef_search, k)
-        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        dist, rows = self.index.search(np.hstack([q, np.zeros((len(q), 1), np.float32)]), k)
+        scores = ((q * q).sum(axis=1, keepdims=True) + self.max_sq_norm - dist) / 2
+        return scores, rows
 
 
 class _Scorer(torch.nn.Module):
