@@ -272,6 +272,15 @@ def _maybe_int(token):
     return token
 
 
+def _add_ann(p) -> None:
+    p.add_argument(
+        "--ann-ef",
+        type=int,
+        default=0,
+        help="approximate search: HNSW with this efSearch (0 = exact)",
+    )
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="elcrec", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -291,12 +300,7 @@ def make_parser() -> argparse.ArgumentParser:
     who.add_argument("--items-file", help="a file of item ids, oldest first")
     who.add_argument("--users", help="a file of user ids (one per line) or 'all': batch to --out")
     p.add_argument("--out", help="Parquet file for --users (user, rank, item, score, intent)")
-    p.add_argument(
-        "--ann-ef",
-        type=int,
-        default=0,
-        help="approximate search: HNSW with this efSearch (0 = exact)",
-    )
+    _add_ann(p)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--include-seen", action="store_true", help="do not exclude the input items")
 
@@ -347,12 +351,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="default: this machine only")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--threads", type=int, default=1, help="torch threads per request")
-    p.add_argument(
-        "--ann-ef",
-        type=int,
-        default=0,
-        help="approximate search: HNSW with this efSearch (0 = exact)",
-    )
+    _add_ann(p)
 
     p = sub.add_parser(
         "export", help="the scorer as a torch.export program (runs with torch alone)"
