@@ -139,7 +139,10 @@ def test_exported_scorer_matches_the_eager_model(trained, tmp_path, capsys):
     from elcrec.data import right_aligned
 
     assert main(["export", str(trained), "--out", str(tmp_path)]) == 0
-    program = torch.export.load(str(tmp_path / "scorer.pt2")).module()
+    programs = [
+        torch.export.load(str(tmp_path / "scorer.pt2")).module(),
+        torch.jit.load(str(tmp_path / "scorer.pt")),
+    ]
     rec = Recommender.load(trained)
     data = rec.data
     users = np.arange(0, data.n_users, 7)  # real sequences, many lengths
@@ -147,9 +150,10 @@ def test_exported_scorer_matches_the_eager_model(trained, tmp_path, capsys):
     items = torch.from_numpy(items)
     with torch.no_grad():
         eager = rec.model.score(items)
-        exported = program(items)
-    assert exported.shape == (len(users), data.n_items)
-    assert (exported - eager).abs().max() <= 1e-5
+        for program in programs:
+            exported = program(items)
+            assert exported.shape == (len(users), data.n_items)
+            assert (exported - eager).abs().max() <= 1e-5
     info = json.loads((tmp_path / "items.json").read_text())
     assert info["max_len"] == 20 and len(info["item_ids"]) == data.n_items
 

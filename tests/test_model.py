@@ -135,7 +135,7 @@ def test_every_next_item_loss_trains_the_model(loss):
     first = None
     for _ in range(30):
         out = model.losses(items, pos, neg, None)
-        first = first if first is not None else float(out["next_item"])
+        first = first if first is not None else float(out["next_item"].detach())
         opt.zero_grad()
         out["total"].backward()
         opt.step()

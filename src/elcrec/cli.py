@@ -250,7 +250,7 @@ def cmd_export(args) -> int:
     from elcrec.inference import Recommender
 
     path = Recommender.load(args.run).export(args.out or Path(args.run) / "export")
-    print(f"wrote {path} (torch.export program) and {path.parent / 'items.json'}")
+    print(f"wrote {path} (TorchScript), {path.with_suffix('.pt2')} (torch.export), items.json")
     return 0
 
 
@@ -354,7 +354,7 @@ def make_parser() -> argparse.ArgumentParser:
     _add_ann(p)
 
     p = sub.add_parser(
-        "export", help="the scorer as a torch.export program (runs with torch alone)"
+        "export", help="the scorer as TorchScript and torch.export (runs with torch alone)"
     )
     p.add_argument("run")
     p.add_argument("--out", help="output folder (default <run>/export)")

@@ -370,11 +370,13 @@ class Recommender:
         return users, intents
 
     def export(self, out_dir: str | Path) -> Path:
-        """The scorer as a ``torch.export`` program, runnable with torch alone:
-        ``torch.export.load(path).module()(items)`` maps a (batch, T) int64
-        tensor of internal item ids, left-padded with 0 to T = max_len, to
-        (batch, N) scores of items 1..N.  ``items.json`` beside it maps
-        internal ids to original ids (item i is ``item_ids[i - 1]``)."""
+        """The scorer, runnable without this package, twice: ``scorer.pt``
+        (TorchScript: ``torch.jit.load``, or libtorch from C++) and
+        ``scorer.pt2`` (``torch.export.load(path).module()``).  Both map a
+        (batch, T) int64 tensor of internal item ids, left-padded with 0 to
+        T = max_len, to (batch, N) scores of items 1..N.  ``items.json`` beside
+        them maps internal ids to original ids (item i is ``item_ids[i - 1]``).
+        Returns the TorchScript file."""
         out_dir = Path(out_dir)
         scorer = _Scorer(self.model).eval()
         example = torch.zeros(2, self.model.max_len, dtype=torch.int64)
@@ -382,8 +384,10 @@ class Recommender:
         batch = torch.export.Dim("batch", min=1)
         with torch.no_grad():
             program = torch.export.export(scorer, (example,), dynamic_shapes=({0: batch},))
-        path = out_dir / "scorer.pt2"
-        atomic_write(path, lambda tmp: torch.export.save(program, tmp))
+            script = torch.jit.trace(scorer, example)
+        atomic_write(out_dir / "scorer.pt2", lambda tmp: torch.export.save(program, tmp))
+        path = out_dir / "scorer.pt"
+        atomic_write(path, lambda tmp: torch.jit.save(script, tmp))
         info = {"max_len": self.model.max_len, "item_ids": list(self.data.item_ids)}
         atomic_write(out_dir / "items.json", lambda tmp: Path(tmp).write_text(json.dumps(info)))
         return path
