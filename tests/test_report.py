@@ -43,6 +43,12 @@ def test_report_renders_in_headless_chromium(tiny, tmp_path):
     page = write_report(tmp_path / "run", tsne_users=200)
     text = page.read_text()
     assert text.count("data:image/png;base64,") == 3 and "http" not in text.split("<body>")[1]
+    pngs = sorted(p.name for p in (page.parent / "report_figures").glob("*.png"))
+    assert pngs == [
+        "intent_shares_by_user_activity.png",
+        "training_curves.png",
+        "user_representations__t_sne.png",
+    ]
     flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
     flags += ["--virtual-time-budget=5000", "--enable-logging=stderr", "--v=0"]
     dom = subprocess.run(

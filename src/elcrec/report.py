@@ -94,8 +94,9 @@ def plot_tsne(reprs: np.ndarray, intent: np.ndarray, n: int, seed: int = 0) -> b
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, tsne_users=3000) -> Path:
-    """One self-contained HTML file (images inlined) for a finished run."""
-    from elcrec._io import atomic_write_text
+    """One self-contained HTML file (images inlined) for a finished run, and
+    the pictures as PNG files in ``<report>_figures/``."""
+    from elcrec._io import atomic_write, atomic_write_text
     from elcrec.inference import Recommender, nearest_intents
 
     run_dir = Path(run_dir)
@@ -129,6 +130,11 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, tsne_users=
         "</pre>",
     ]
     atomic_write_text(out, _PAGE.format(title=html.escape(run_dir.name), body="\n".join(body)))
+    # The same pictures as PNG files, for papers and slides.
+    figures = out.parent / f"{out.stem}_figures"
+    for title, png in images.items():
+        slug = "".join(c if c.isalnum() else "_" for c in title.lower()).strip("_")
+        atomic_write(figures / f"{slug}.png", lambda tmp, data=png: Path(tmp).write_bytes(data))
     return out
 
 
