@@ -9,7 +9,10 @@
 #     --implementation cp --platform manylinux_2_28_x86_64 -d .whl faiss-cpu==1.15.1
 #   mkdir -p .gpu_data && cp "$ELCREC_DATA_DIR"/*.txt .gpu_data/
 # Then, through the device tool (carry .whl and .gpu_data):
-#   DEADLINE_MIN=8 JOBS=8 bash benchmarks/gpu_grid.sh --models ELCRec ICLRec --datasets beauty
+#   DEADLINE_MIN=8 JOBS=3 bash benchmarks/gpu_grid.sh --models ELCRec ICLRec --datasets beauty
+# JOBS: cells sharing the GPU.  Measured on an H200 (2026-11-27): 8 `paper`
+# cells kept it 99-100 % busy and each ELCRec epoch took 8.7 s, as slow as
+# the CPU; run few cells at once.
 # Arguments go to `elcrec benchmark`.  Finished and interrupted cells come back
 # under $OUT: runs.tgz (configs, metrics, logs, tables), best_beauty.tgz (the
 # Beauty ELCRec checkpoints), grid.log and gpu.log (utilisation every 10 s).
@@ -27,7 +30,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/gpu.
 done) &
 MONITOR=$!
 python3 -m elcrec.cli benchmark "$@" --device cuda --data-dir .gpu_data --threads 1 \
-    --jobs "${JOBS:-8}" --deadline-min "${DEADLINE_MIN:-8}" --work "$WORK" \
+    --jobs "${JOBS:-3}" --deadline-min "${DEADLINE_MIN:-8}" --work "$WORK" \
     --results "$WORK/results" 2>&1 | tee "$OUT/grid.log"
 kill $MONITOR
 tar czf "$OUT/runs.tgz" --exclude='*.pt' --exclude='tb' --exclude='sequences.npz' "$WORK"
