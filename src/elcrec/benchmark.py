@@ -34,6 +34,8 @@ MODELS = {
     "ELCRec": {"model.variant": "full"},
     "ELCRec-B+ICL": {"model.variant": "icl"},
     "ELCRec-B+ELCM": {"model.variant": "elcm"},
+    # Beyond the paper: SASRec with a softmax over the whole catalogue.
+    "SASRec-CE": {"model.variant": "sasrec", "model.loss": "ce"},
 }
 # The paper's ablation rows and the grid models that hold them.
 ABLATION_ROWS = {

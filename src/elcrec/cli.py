@@ -315,7 +315,7 @@ def make_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["ELCRec"],
         metavar="MODEL",
-        help="SASRec CL4SRec ICLRec ELCRec ELCRec-B+ICL ELCRec-B+ELCM",
+        help="SASRec CL4SRec ICLRec ELCRec ELCRec-B+ICL ELCRec-B+ELCM SASRec-CE",
     )
     p.add_argument("--datasets", nargs="+", default=["beauty"], choices=sorted(BENCHMARKS))
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
