@@ -201,3 +201,12 @@ def test_iclrec_refits_raw_kmeans_centers_every_epoch_and_never_learns_them(tiny
     assert model.clusters.centers.grad is None
     assert torch.equal(model.clusters.centers, centers)
     assert "intent_cl" in out and "cluster" not in out
+
+
+def test_a_folder_without_its_checkpoint_starts_clean(tiny, tmp_path):
+    cfg = tiny()
+    Run(cfg, tmp_path / "run").fit(progress=False, max_epochs=1)
+    (tmp_path / "run" / "last.pt").unlink()  # e.g. committed without checkpoints
+    train(cfg, tmp_path / "run", progress=False)
+    epochs = [r["epoch"] for r in epoch_records(tmp_path / "run")]
+    assert epochs == list(range(cfg.train.epochs))

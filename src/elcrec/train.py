@@ -198,8 +198,12 @@ class Run:
                 torch.cuda.set_rng_state(ckpt["cuda_rng"].cpu(), device)
             state = ckpt["state"]
             _truncate_metrics(self.dir / "metrics.jsonl", state["epoch"])
-        elif model.uses_intents and cfg.model.center_init == "kmeans":
-            kmeans_init(model, split, device, cfg.train.seed)
+        else:
+            # A fresh start (e.g. a folder copied without its checkpoint) keeps
+            # no epochs from before.
+            _truncate_metrics(self.dir / "metrics.jsonl", 0)
+            if model.uses_intents and cfg.model.center_init == "kmeans":
+                kmeans_init(model, split, device, cfg.train.seed)
 
         writer = _tensorboard(self.dir / "tb", purge_step=state["epoch"])
         stop_at = (
