@@ -247,3 +247,38 @@ def test_learnable_clusters_recover_gaussian_blobs_from_mini_batches():
     # Mini-batches only: the loss of one batch never looks beyond that batch.
     norms = clusters.centers.detach().norm(dim=1)
     assert torch.allclose(norms, torch.ones(k), atol=1e-5)
+
+
+def test_sinkhorn_matches_a_loop_and_balances_the_batch():
+    torch.manual_seed(6)
+    scores = torch.randn(12, 4)
+    got = LearnableClusters.sinkhorn(scores, eps=0.5, iters=3)
+    # Slow reference: the same alternating normalisation, element by element.
+    b, k = 12, 4
+    m = float(scores.max())
+    q = [[math.exp((float(scores[i, j]) - m) / 0.5) for j in range(k)] for i in range(b)]
+    total = sum(map(sum, q))
+    q = [[v / total for v in row] for row in q]
+    for _ in range(3):
+        cols = [sum(q[i][j] for i in range(b)) for j in range(k)]
+        q = [[q[i][j] / cols[j] / k for j in range(k)] for i in range(b)]
+        rows = [sum(r) for r in q]
+        q = [[q[i][j] / rows[i] / b for j in range(k)] for i in range(b)]
+    expected = torch.tensor(q) * b
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert torch.allclose(got.sum(dim=1), torch.ones(b), atol=1e-6)
+    # Even when every sample prefers center 0, enough iterations spread the batch.
+    skewed = torch.zeros(40, 4)
+    skewed[:, 0] = 1.0
+    skewed += 0.01 * torch.randn(40, 4)
+    q = LearnableClusters.sinkhorn(skewed, eps=0.5, iters=50)
+    assert torch.allclose(q.sum(dim=0), torch.full((4,), 10.0), atol=0.1)
+
+
+def test_sinkhorn_pull_gives_the_centers_a_gradient():
+    torch.manual_seed(7)
+    clusters = LearnableClusters(8, 16, pull="sinkhorn")
+    z = F.normalize(torch.randn(256, 16), dim=1)
+    loss, _ = clusters(z)
+    loss.backward()
+    assert torch.isfinite(loss) and clusters.centers.grad.abs().sum() > 0

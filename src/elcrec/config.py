@@ -23,7 +23,7 @@ CHOICES = {
     "fusion": ("shift", "concat", "none"),
     "intent_positive": ("original", "view"),
     "push_norm": ("all_pairs", "off_diagonal"),
-    "cluster_pull": ("all", "nearest"),
+    "cluster_pull": ("all", "nearest", "sinkhorn"),
     "history_mask": ("neg_inf", "zero"),
     "loss": ("bce", "ce", "sampled_softmax"),
     "device": ("auto", "cpu", "cuda"),
@@ -102,7 +102,8 @@ class ModelConfig:
     n_negatives: int = 256
     intent_positive: str = "original"
     push_norm: str = "all_pairs"  # the code averages over all k^2 pairs
-    cluster_pull: str = "all"  # the paper's pull toward every center, or the nearest only
+    # the paper's pull toward every center, the nearest only, or a Sinkhorn-balanced soft one
+    cluster_pull: str = "all"
     # Augmentation ratios (crop keeps tao, mask hides gamma, reorder shuffles beta).
     crop_ratio: float = 0.2
     mask_ratio: float = 0.7

@@ -136,7 +136,9 @@ class LearnableClusters(nn.Module):
     by METHOD.md section 3 it pulls all samples toward the centers' mean, so on
     fixed data it spreads the centers rather than fitting them), "nearest"
     pulls each sample toward its nearest center only (mini-batch k-means on the
-    sphere).  The push term keeps centers apart in both.
+    sphere), "sinkhorn" toward a soft assignment balanced over the batch by
+    Sinkhorn-Knopp (as SwAV), so that no intent takes every user.  The push
+    term keeps centers apart in all three.
     """
 
     def __init__(self, k: int, dim: int, push_norm: str = "all_pairs", pull: str = "all"):
@@ -174,13 +176,31 @@ class LearnableClusters(nn.Module):
         c = self.centers
         k = c.shape[0]
         d = self.sq_distances(z, c)
-        pull = d.mean() if self.pull == "all" else d.min(dim=1).values.mean()
+        if self.pull == "all":
+            pull = d.mean()
+        elif self.pull == "nearest":
+            pull = d.min(dim=1).values.mean()
+        else:  # sinkhorn: balanced soft assignment, a target (no gradient through it)
+            q = self.sinkhorn((z @ c.T).detach())
+            pull = (q * d).sum(dim=1).mean()
         pair = self.sq_distances(c, c).sum()
         push = pair / (k * k) if self.push_norm == "all_pairs" else pair / max(k * (k - 1), 1)
         return pull - push
 
     def assign(self, z: torch.Tensor) -> torch.Tensor:
         return self.sq_distances(z, self.centers).argmin(dim=-1)
+
+    @staticmethod
+    def sinkhorn(scores: torch.Tensor, eps: float = 0.05, iters: int = 3) -> torch.Tensor:
+        """(b, k) soft assignments from similarity scores: rows sum to 1 and,
+        as the iterations go, every center receives b/k of the batch."""
+        q = torch.exp((scores - scores.max()) / eps)
+        q = q / q.sum()
+        b, k = q.shape
+        for _ in range(iters):
+            q = q / q.sum(dim=0, keepdim=True) / k  # each center: 1/k of the mass
+            q = q / q.sum(dim=1, keepdim=True) / b  # each sample: 1/b of the mass
+        return q * b
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = F.normalize(z, dim=-1)
