@@ -168,6 +168,9 @@ def cmd_benchmark(args) -> int:
         placement["data.data_dir"] = args.data_dir
     if args.threads:
         placement["train.threads"] = args.threads
+    if args.results is None:
+        paper = args.preset == "paper"
+        args.results = "benchmarks/results" + ("" if paper else f"/grid_{args.preset}")
     cells = benchmark.grid(args.models, args.datasets, args.seeds)
     if not args.tables_only:
         deadline = args.deadline_min * 60 if args.deadline_min else None
@@ -322,7 +325,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=["paper", "fast"], default="paper")
     p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--work", default="benchmarks/grid", help="folder of the cells' runs")
-    p.add_argument("--results", default="benchmarks/results")
+    p.add_argument(
+        "--results",
+        help="tables folder (default benchmarks/results for the paper preset, "
+        "benchmarks/results/grid_<preset> otherwise, so Table 1 is never overwritten)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="cells run at once")
     p.add_argument("--threads", type=int, default=0, help="torch threads per cell")
     p.add_argument(
