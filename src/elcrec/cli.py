@@ -239,7 +239,7 @@ def _recommend_many_users(rec, args) -> int:
             token = line.strip()
             if not token:
                 continue
-            if rec.user_index.get(_maybe_int(token), rec._str_users.get(token)) is None:
+            if rec.user_row(_maybe_int(token)) is None:
                 raise DataError(f"{path}:{n}: unknown user {token!r} (not in {args.run}/data.json)")
             users.append(_maybe_int(token))
         if not users:

@@ -181,8 +181,13 @@ class Recommender:
             return self.item_index[item]
         return self._str_items.get(str(item))
 
+    def user_row(self, user) -> int | None:
+        """Internal index of an original user id (as given or typed as text), or None."""
+        u = self.user_index.get(user)
+        return self._str_users.get(str(user)) if u is None else u
+
     def user_sequence(self, user) -> np.ndarray:
-        u = self.user_index.get(user, self._str_users.get(str(user)))
+        u = self.user_row(user)
         if u is None:
             raise KeyError(f"unknown user {user!r}")
         return self.data.sequence(u)
@@ -301,12 +306,9 @@ class Recommender:
         return rows
 
     def _user_rows(self, users: list) -> np.ndarray:
-        rows = []
-        for user in users:
-            u = self.user_index.get(user, self._str_users.get(str(user)))
-            if u is None:
-                raise KeyError(user)
-            rows.append(u)
+        rows = [self.user_row(user) for user in users]
+        if None in rows:
+            raise KeyError(users[rows.index(None)])
         return np.array(rows, dtype=np.int64)
 
     @torch.no_grad()
