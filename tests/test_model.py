@@ -64,6 +64,28 @@ def test_info_nce_matches_explicit_formula():
     assert float(info_nce(a, b, tau)) == pytest.approx(total / (2 * n), rel=1e-5)
 
 
+def test_cosine_info_nce_is_the_dot_product_of_unit_vectors_and_ignores_scale():
+    torch.manual_seed(3)
+    a, b = torch.randn(5, 4), torch.randn(5, 4)
+    unit = info_nce(F.normalize(a, dim=1), F.normalize(b, dim=1), 0.2)
+    assert float(info_nce(a, b, 0.2, cosine=True)) == pytest.approx(float(unit), rel=1e-6)
+    scaled = info_nce(a * 7.0, b * (torch.rand(5, 1) * 3 + 0.1), 0.2, cosine=True)
+    assert float(scaled) == pytest.approx(float(unit), rel=1e-5)
+    # The dot product is not scale-free: larger outputs, sharper logits.
+    assert float(info_nce(a * 7.0, b * 7.0, 0.2)) != pytest.approx(float(info_nce(a, b, 0.2)))
+
+
+def test_last_position_representation_is_the_scoring_vector():
+    torch.manual_seed(6)
+    cfg = ModelConfig(pooling="last", seq_cl_repr="last", n_clusters=2)
+    model = ELCRec(20, 6, cfg).eval()
+    items = torch.tensor([[0, 0, 3, 4, 5, 6], [0, 0, 0, 1, 2, 3]])
+    with torch.no_grad():
+        h = model.encode(items)
+        assert torch.allclose(model.pool(h, items), model.user_vectors(items), atol=1e-5)
+        assert torch.allclose(model._seq_repr(h, items), h[:, -1])
+
+
 def test_next_item_bce_matches_loop():
     torch.manual_seed(3)
     h = torch.randn(2, 3, 4)
@@ -157,8 +179,8 @@ def test_padding_width_does_not_change_real_outputs(layers):
 
 
 @pytest.mark.parametrize("variant", ["sasrec", "backbone", "icl", "elcm", "full"])
-@pytest.mark.parametrize("pooling", ["masked_mean", "mean_padded", "concat"])
-@pytest.mark.parametrize("seq_cl_repr", ["mean", "concat"])
+@pytest.mark.parametrize("pooling", ["masked_mean", "mean_padded", "concat", "last"])
+@pytest.mark.parametrize("seq_cl_repr", ["mean", "concat", "last"])
 def test_every_variant_and_pooling_gives_finite_gradients(variant, pooling, seq_cl_repr):
     torch.manual_seed(5)
     cfg = ModelConfig(

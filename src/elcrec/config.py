@@ -18,9 +18,10 @@ import tomllib
 CHOICES = {
     "variant": ("sasrec", "backbone", "icl", "elcm", "full", "iclrec"),
     "center_init": ("kmeans", "random"),
-    "pooling": ("mean_padded", "masked_mean", "concat"),
-    "seq_cl_repr": ("concat", "mean"),
+    "pooling": ("mean_padded", "masked_mean", "concat", "last"),
+    "seq_cl_repr": ("concat", "mean", "last"),
     "fusion": ("shift", "concat", "none"),
+    "cl_similarity": ("dot", "cosine"),
     "intent_positive": ("original", "view"),
     "push_norm": ("all_pairs", "off_diagonal"),
     "cluster_pull": ("all", "nearest", "sinkhorn"),
@@ -43,6 +44,22 @@ PAPER_SETTINGS = {
     "toys": dict(n_layers=3, n_clusters=512, alpha=1.0, fusion="concat"),
     "yelp": dict(n_layers=2, n_clusters=256, alpha=0.1, fusion="concat"),
 }
+
+# Beyond the paper (issue 6): the `plus` preset = `fast` + PLUS_BASE + the
+# options `elcrec tune` chose on validation for the dataset (its trials and
+# budget: benchmarks/tune/<dataset>/).  Datasets not tuned yet take Beauty's.
+PLUS_BASE = {
+    "model.variant": "full",
+    "model.n_layers": 2,
+    # Dot-product contrast under a softmax loss grows with the output norms
+    # and slows the next-item loss; cosine does not (NOTES.md section 9).
+    "model.cl_similarity": "cosine",
+    "model.n_negatives": 1024,  # for loss = sampled_softmax
+}
+PLUS_SETTINGS: dict[str, dict] = {
+    "beauty": {},
+}
+PLUS_PATIENCE = 10  # the softmax loss peaks within ~20 epochs (measured)
 
 
 @dataclass
@@ -84,11 +101,15 @@ class ModelConfig:
     cl_weight: float = 0.1  # weight of the sequence CL
     intent_cl_weight: float = 0.1  # weight of the intent CL
     temperature: float = 1.0
+    # Similarity inside both contrastive losses: "dot" (the authors') or "cosine".
+    cl_similarity: str = "dot"
     center_init: str = "kmeans"
     pooling: str = "masked_mean"  # user representation for clustering and intent CL
-    # Sequence-CL representation: "concat" of position outputs (the authors') or
-    # "mean".  Concat over bucketed, zero-padded outputs stalls the next-item
-    # loss (measured); mean is the fast default.
+    # Sequence-CL representation: "concat" of position outputs (the authors'),
+    # "mean", or "last" (the last position's output, the vector that scores
+    # items, as CL4SRec and DuoRec contrast it).  Concat over bucketed,
+    # zero-padded outputs stalls the next-item loss (measured); mean is the
+    # fast default.  Pooling (the clustered user vector) may be "last" too.
     seq_cl_repr: str = "mean"
     # With pooling = mean_padded: compute one padding position beyond each batch's
     # longest sequence and let it stand for the padding positions further left,
@@ -133,6 +154,9 @@ class TrainConfig:
     # same seed drift apart by float noise (measured: ~1e-8 at epoch 0).
     deterministic: bool = True
     log_every_epoch: bool = True
+    # False for tuning trials (elcrec tune): the test set is never evaluated, so
+    # nothing chosen from these runs can have seen it.
+    evaluate_test: bool = True
 
 
 @dataclass
@@ -278,6 +302,8 @@ def preset(name: str, dataset: str = "beauty") -> RunConfig:
       choices: length-bucketed batches, masked-mean pooling, mean sequence-CL
       representation, three encoder passes, minus-infinity masking, and
       alpha = 0.1 (see ModelConfig.alpha for why not the paper's alpha).
+    * ``plus`` (ELCRec+): ``fast`` with two layers and the options chosen by
+      ``elcrec tune`` on the dataset's validation set (PLUS_SETTINGS).
     """
     dataset = dataset.lower()
     if dataset not in PAPER_SETTINGS:
@@ -300,8 +326,13 @@ def preset(name: str, dataset: str = "beauty") -> RunConfig:
         cfg.train.bucket_batches = 32
         cfg.train.encoder_passes = 3
         cfg.train.history_mask = "neg_inf"
+    elif name == "plus":
+        cfg = preset("fast", dataset)
+        tuned = PLUS_SETTINGS.get(dataset, PLUS_SETTINGS["beauty"])
+        cfg = cfg.replace(**PLUS_BASE, **tuned, **{"train.patience": PLUS_PATIENCE})
+        cfg.preset = f"plus:{dataset}"
     else:
-        raise ConfigError(f"unknown preset {name!r}: expected paper or fast")
+        raise ConfigError(f"unknown preset {name!r}: expected paper, fast or plus")
     return cfg.validate()
 
 
@@ -311,6 +342,8 @@ __all__ = [
     "DataConfig",
     "ModelConfig",
     "PAPER_SETTINGS",
+    "PLUS_BASE",
+    "PLUS_SETTINGS",
     "RunConfig",
     "TrainConfig",
     "preset",

@@ -236,9 +236,16 @@ def fit_clusters(
     return clusters
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def info_nce(
+    a: torch.Tensor, b: torch.Tensor, temperature: float = 1.0, cosine: bool = False
+) -> torch.Tensor:
     """Symmetric InfoNCE over 2n samples: a_i and b_i are positives, every other
-    a_j and b_j (j != i) a negative; dot-product similarity (the authors' NCELoss)."""
+    a_j and b_j (j != i) a negative; dot-product similarity (the authors' NCELoss)
+    or, with ``cosine``, the dot product of unit vectors (bounded logits, as
+    SimCLR: under a softmax next-item loss the output norms grow, and dot-product
+    logits then grow with them)."""
+    if cosine:
+        a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
     n = a.shape[0]
     sim_ab = a @ b.T / temperature
     eye = torch.eye(n, dtype=torch.bool, device=a.device)
@@ -353,6 +360,8 @@ class ELCRec(nn.Module):
             return (h * w[None, :, None]).sum(dim=1) / self.max_len
         if self.cfg.pooling == "concat":
             return h.reshape(h.shape[0], -1)
+        if self.cfg.pooling == "last":  # inputs are right-aligned
+            return h[:, -1]
         count = (items > 0).sum(dim=1, keepdim=True).clamp(min=1)
         return h.sum(dim=1) / count
 
@@ -394,7 +403,9 @@ class ELCRec(nn.Module):
     def _seq_repr(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Sequence-CL representation: the concatenation of the position outputs
         (the authors' choice) or their mean (over real positions unless the
-        padding outputs are kept, as the authors' code does)."""
+        padding outputs are kept, as the authors' code does), or the last output."""
+        if self.cfg.seq_cl_repr == "last":  # inputs are right-aligned
+            return h[:, -1]
         if self.keeps_padding_outputs:
             w = self._slot_weights(h.shape[1], h.device)[None, :, None]
             if self.cfg.seq_cl_repr == "concat":
@@ -444,7 +455,8 @@ class ELCRec(nn.Module):
             hv = self.encode(views)
             n = views.shape[0] // 2
             rep = self._seq_repr(self._fuse(hv, views), views)
-            out["seq_cl"] = info_nce(rep[:n], rep[n:], cfg.temperature)
+            cosine = cfg.cl_similarity == "cosine"
+            out["seq_cl"] = info_nce(rep[:n], rep[n:], cfg.temperature, cosine)
             total = total + cfg.cl_weight * out["seq_cl"]
             if self.intent_cl:
                 if encoder_passes == 5:  # the authors encode the views again, new dropout
@@ -457,8 +469,8 @@ class ELCRec(nn.Module):
                     own = self.clusters.assign(self.cluster_space(pooled))
                     pos1, pos2 = c[own[:n]], c[own[n:]]
                 out["intent_cl"] = 0.5 * (
-                    info_nce(pooled[:n], pos1, cfg.temperature)
-                    + info_nce(pooled[n:], pos2, cfg.temperature)
+                    info_nce(pooled[:n], pos1, cfg.temperature, cosine)
+                    + info_nce(pooled[n:], pos2, cfg.temperature, cosine)
                 )
                 total = total + cfg.intent_cl_weight * out["intent_cl"]
         out["total"] = total
