@@ -5,7 +5,7 @@ Every cell is an ordinary run folder, ``<work>/<preset>/<dataset>/<model>/seed<s
 so a finished cell (its ``test_metrics.json`` exists) is skipped and an
 interrupted one resumes from its ``last.pt``.  Cells run as child processes
 (``elcrec train --config``), ``jobs`` at a time; at the deadline they are
-interrupted (each keeps its last finished epoch) and the tables are written
+stopped by SIGTERM (each keeps its last finished epoch) and the tables are written
 from whatever has finished.
 """
 
@@ -37,7 +37,10 @@ MODELS = {
     # Beyond the paper: SASRec with a softmax over the whole catalogue, 2 layers
     # (the RecBole defaults of issue 6).
     "SASRec-CE": {"model.variant": "sasrec", "model.loss": "ce", "model.n_layers": 2},
+    # ELCRec+: everything comes from the `plus` preset (options tuned on validation).
+    "ELCRec+": {},
 }
+MODEL_PRESET = {"ELCRec+": "plus"}  # models that exist under one preset only
 # The paper's ablation rows and the grid models that hold them.
 ABLATION_ROWS = {
     "B": "CL4SRec",
@@ -59,6 +62,9 @@ class Cell:
     def config(self, preset_name: str, overrides: dict) -> RunConfig:
         if self.model not in MODELS:
             raise ConfigError(f"unknown model {self.model!r}: expected one of {sorted(MODELS)}")
+        required = MODEL_PRESET.get(self.model)
+        if required and preset_name != required:
+            raise ConfigError(f"{self.model} runs under --preset {required}")
         cfg = preset(preset_name, self.dataset)
         return cfg.replace(**MODELS[self.model], **{"train.seed": self.seed}, **overrides)
 
@@ -83,51 +89,69 @@ def run_grid(
     ``placement`` only where it runs (``train.device``, ``data.data_dir``,
     ``train.threads``).  Returns counts of finished, interrupted and failed cells.
     """
-    work = Path(work)
     overrides = dict(overrides or {})
+    runs = [
+        (
+            f"{c.model} {c.dataset} seed {c.seed}",
+            c.directory(Path(work), preset_name),
+            c.config(preset_name, overrides),
+        )
+        for c in cells
+    ]
+    return run_folders(runs, jobs, deadline_s, placement, log)
+
+
+def run_folders(
+    runs: list[tuple[str, Path, RunConfig]],
+    jobs: int = 1,
+    deadline_s: float | None = None,
+    placement: dict | None = None,
+    log=print,
+) -> dict[str, int]:
+    """Run (label, folder, config) triples as child processes, ``jobs`` at a
+    time: a finished folder is skipped, an interrupted one resumes, a folder
+    holding another config is refused before anything starts."""
     placement = dict(placement or {})
     todo = []
-    for cell in cells:
-        directory = cell.directory(work, preset_name)
+    for label, directory, cfg in runs:
+        directory = Path(directory)
         if (directory / "test_metrics.json").exists():
             continue
-        cfg = cell.config(preset_name, overrides)
         config_path = directory / "config.json"
         if config_path.exists() and RunConfig.load(config_path).identity() != cfg.identity():
             raise ConfigError(f"{directory} holds a run with another config; use another --work")
         directory.mkdir(parents=True, exist_ok=True)
         if not config_path.exists():
             cfg.save(config_path)
-        todo.append((cell, directory))
-    log(f"{len(cells) - len(todo)} of {len(cells)} cells already finished; {len(todo)} to run")
+        todo.append((label, directory))
+    log(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; {len(todo)} to run")
     stop_at = None if deadline_s is None else time.monotonic() + deadline_s
-    running: list[tuple[Cell, Path, subprocess.Popen, object]] = []
-    counts = {"finished": len(cells) - len(todo), "interrupted": 0, "failed": 0}
+    running: list[tuple[str, Path, subprocess.Popen, object]] = []
+    counts = {"finished": len(runs) - len(todo), "interrupted": 0, "failed": 0}
     try:
         while todo or running:
             if stop_at is not None and time.monotonic() > stop_at:
-                log(f"deadline reached: interrupting {len(running)} cells, {len(todo)} not started")
+                log(f"deadline reached: interrupting {len(running)} runs, {len(todo)} not started")
                 break
             while todo and len(running) < jobs:
-                cell, directory = todo.pop(0)
-                running.append((cell, directory, *_start(directory, placement)))
-                log(f"started {cell.model} {cell.dataset} seed {cell.seed}")
+                label, directory = todo.pop(0)
+                running.append((label, directory, *_start(directory, placement)))
+                log(f"started {label}")
             time.sleep(1.0)
             for entry in list(running):
-                cell, directory, proc, logfile = entry
+                label, directory, proc, logfile = entry
                 if proc.poll() is None:
                     continue
                 running.remove(entry)
                 logfile.close()
                 ok = proc.returncode == 0 and (directory / "test_metrics.json").exists()
                 counts["finished" if ok else "failed"] += 1
-                log(
-                    f"{'finished' if ok else 'FAILED (see log.txt)'} {cell.model} "
-                    f"{cell.dataset} seed {cell.seed}"
-                )
+                log(f"{'finished' if ok else 'FAILED (see log.txt)'} {label}")
     finally:
         for _, _, proc, _ in running:
-            proc.send_signal(signal.SIGINT)  # the run keeps its last finished epoch
+            # The run keeps its last finished epoch (SIGTERM: a shell's
+            # background jobs ignore SIGINT, and so would their children).
+            proc.send_signal(signal.SIGTERM)
         for _, _, proc, logfile in running:
             try:
                 proc.wait(timeout=60)
@@ -176,6 +200,9 @@ def collect(work: str | Path, preset_name: str = "paper") -> list[dict]:
                 "epochs_run": result["epochs_run"],
                 "wall_s": round(result["wall_s"], 1),
                 "device": result.get("device", ""),
+                # How users spread over intents (models with intents only).
+                "largest_share": result.get("intents", {}).get("largest_share", ""),
+                "effective_intents": result.get("intents", {}).get("effective_intents", ""),
             }
         )
     return rows
@@ -247,6 +274,72 @@ def write_tables(work: str | Path, results: str | Path, preset_name: str, header
     atomic_write_text(results / "table1.json", json.dumps(payload, indent=2) + "\n")
     atomic_write_text(results / "table1.md", _markdown(header, t1, ab, rows))
     return payload
+
+
+# Beyond the paper (issue 6): model -> the preset its cells run under.
+BEYOND_MODELS = {"ELCRec": "paper", "SASRec-CE": "fast", "ELCRec+": "plus"}
+
+
+def beyond(work: str | Path) -> list[dict]:
+    """ELCRec (paper preset), SASRec-CE and ELCRec+ per dataset and metric:
+    mean and std over seeds, the paper's ELCRec and the relative difference,
+    and the intents' spread (largest share of users, effective number)."""
+    rows = [
+        r
+        for model, preset_name in BEYOND_MODELS.items()
+        for r in collect(work, preset_name)
+        if r["model"] == model
+    ]
+    out = []
+    for t in table1(rows):
+        runs = [r for r in rows if r["model"] == t["model"] and r["dataset"] == t["dataset"]]
+        paper = paper_metric("ELCRec", t["dataset"], t["metric"])
+        spread = {}
+        for key in ("largest_share", "effective_intents"):
+            values = [r[key] for r in runs if r[key] != ""]
+            spread[key] = round(statistics.mean(values), 4) if values else ""
+        out.append(
+            {
+                **{k: t[k] for k in ("model", "dataset", "metric", "mean", "std", "n_seeds")},
+                "paper_elcrec": paper,
+                "vs_paper_elcrec": round(t["mean"] / paper - 1, 4),
+                **spread,
+            }
+        )
+    return out
+
+
+def write_beyond(work: str | Path, results: str | Path, header: str) -> list[dict]:
+    """beyond.{csv,md} from the finished cells of the three presets."""
+    rows = beyond(work)
+    results = Path(results)
+    _write_csv(results / "beyond.csv", rows)
+    lines = [header, "", "| dataset | metric | paper ELCRec | " + " | ".join(BEYOND_MODELS) + " |"]
+    lines.append("|---|---|---|" + "---|" * len(BEYOND_MODELS))
+    by_key = {(r["dataset"], r["metric"], r["model"]): r for r in rows}
+    for dataset in sorted({r["dataset"] for r in rows}):
+        for metric in METRICS:
+            cells = []
+            for model in BEYOND_MODELS:
+                r = by_key.get((dataset, metric, model))
+                cells.append(
+                    "—"
+                    if r is None
+                    else f"{r['mean']:.4f} ± {r['std']:.4f} (n={r['n_seeds']}, "
+                    f"{r['vs_paper_elcrec']:+.1%})"
+                )
+            paper = paper_metric("ELCRec", dataset, metric)
+            lines.append(f"| {dataset} | {metric} | {paper:.4f} | " + " | ".join(cells) + " |")
+    lines += ["", "Intents (mean over seeds): largest share of users, effective number", ""]
+    lines += ["| dataset | model | largest share | effective intents |", "|---|---|---|---|"]
+    for r in rows:
+        if r["metric"] == METRICS[0] and r["largest_share"] != "":
+            lines.append(
+                f"| {r['dataset']} | {r['model']} | {r['largest_share']} | "
+                f"{r['effective_intents']} |"
+            )
+    atomic_write_text(results / "beyond.md", "\n".join(lines) + "\n")
+    return rows
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

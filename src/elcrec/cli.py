@@ -1,5 +1,5 @@
 """Command line: ``elcrec train | evaluate | recommend | intents | report | serve |
-benchmark | data``.
+export | benchmark | tune | data``.
 
 Errors in the input (data, config, ids) print one line naming the file, line
 or field and exit with status 2; nothing is left half-written.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -27,8 +28,9 @@ def _add_train(sub) -> None:
     p.add_argument("--config", help="config.json/.toml of an earlier run (repeats it)")
     p.add_argument(
         "--preset",
-        choices=["paper", "fast"],
-        help="the authors' settings for a benchmark (--data beauty|sports|toys|yelp)",
+        choices=["paper", "fast", "plus"],
+        help="paper: the authors' settings for a benchmark (--data beauty|sports|toys|yelp); "
+        "fast: the same, cheap; plus: ELCRec+ (tuned on validation)",
     )
     p.add_argument("--data", help="beauty, sports, toys, yelp, synthetic, or a file path")
     p.add_argument("--format", choices=["auto", "sequences", "pairs", "log"])
@@ -182,6 +184,49 @@ def cmd_benchmark(args) -> int:
     header = f"# Benchmark grid, preset `{args.preset}`\n\nCommand: `{command}`"
     payload = benchmark.write_tables(args.work, args.results, args.preset, header)
     print(f"{len(payload['runs'])} finished runs; tables in {args.results}/table1.md")
+    if benchmark.beyond(args.work):
+        benchmark.write_beyond(
+            args.work, args.beyond_results, header.replace("grid", "grid, beyond")
+        )
+        print(f"ELCRec / SASRec-CE / ELCRec+ in {args.beyond_results}/beyond.md")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from elcrec import tune
+
+    placement = {}
+    if args.data_dir:
+        placement["data.data_dir"] = args.data_dir
+    if args.threads:
+        placement["train.threads"] = args.threads
+    out = Path(args.out or f"benchmarks/tune/{args.dataset}")
+    budget = {
+        "trials": args.trials,
+        "max_epochs_per_trial": args.epochs,
+        "patience": args.patience,
+        "search_seed": args.search_seed,
+        "train_seed": args.seed,
+    }
+    if not args.tables_only:
+        deadline = args.deadline_min * 60 if args.deadline_min else None
+        counts = tune.run_tune(
+            preset("fast", args.dataset),
+            out,
+            args.trials,
+            args.epochs,
+            args.patience,
+            args.search_seed,
+            args.seed,
+            args.jobs,
+            deadline,
+            placement,
+        )
+        print(json.dumps(counts), file=sys.stderr)
+    command = " ".join(["elcrec", *map(shlex.quote, sys.argv[1:])])
+    header = f"# Tuning ELCRec+ on {args.dataset} (validation only)\n\nCommand: `{command}`"
+    payload = tune.write_results(out, header, budget)
+    print(json.dumps({k: payload[k] for k in ("best_trial", "options", "valid_NDCG@20")}))
     return 0
 
 
@@ -318,17 +363,23 @@ def make_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["ELCRec"],
         metavar="MODEL",
-        help="SASRec CL4SRec ICLRec ELCRec ELCRec-B+ICL ELCRec-B+ELCM SASRec-CE",
+        help="SASRec CL4SRec ICLRec ELCRec ELCRec-B+ICL ELCRec-B+ELCM SASRec-CE "
+        "ELCRec+ (the last under --preset plus)",
     )
     p.add_argument("--datasets", nargs="+", default=["beauty"], choices=sorted(BENCHMARKS))
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    p.add_argument("--preset", choices=["paper", "fast"], default="paper")
+    p.add_argument("--preset", choices=["paper", "fast", "plus"], default="paper")
     p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--work", default="benchmarks/grid", help="folder of the cells' runs")
     p.add_argument(
         "--results",
         help="tables folder (default benchmarks/results for the paper preset, "
         "benchmarks/results/grid_<preset> otherwise, so Table 1 is never overwritten)",
+    )
+    p.add_argument(
+        "--beyond-results",
+        default="benchmarks/results",
+        help="folder of beyond.{csv,md}: ELCRec (paper), SASRec-CE (fast), ELCRec+ (plus)",
     )
     p.add_argument("--jobs", type=int, default=1, help="cells run at once")
     p.add_argument("--threads", type=int, default=0, help="torch threads per cell")
@@ -341,6 +392,26 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=CHOICES["device"])
     p.add_argument("--data-dir")
     p.add_argument("--tables-only", action="store_true", help="only rewrite the tables")
+
+    p = sub.add_parser(
+        "tune",
+        help="search ELCRec+ options on validation only (resumable random search)",
+        description="Trial i draws each option of elcrec.tune.SPACE from a seeded RNG "
+        "(trial 0 = elcrec.tune.START); each trial is a run folder <out>/trial<i> "
+        "that never evaluates the test set.  Writes <out>/tune.{csv,md} and best.json.",
+    )
+    p.add_argument("--dataset", default="beauty", choices=sorted(BENCHMARKS))
+    p.add_argument("--trials", type=int, default=12, help="budget: number of trials")
+    p.add_argument("--epochs", type=int, default=20, help="budget: epochs per trial at most")
+    p.add_argument("--patience", type=int, default=4, help="early stopping inside a trial")
+    p.add_argument("--seed", type=int, default=1, help="training seed of every trial")
+    p.add_argument("--search-seed", type=int, default=0)
+    p.add_argument("--out", help="trials folder (default benchmarks/tune/<dataset>)")
+    p.add_argument("--jobs", type=int, default=1, help="trials run at once")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per trial")
+    p.add_argument("--deadline-min", type=float, default=0)
+    p.add_argument("--data-dir")
+    p.add_argument("--tables-only", action="store_true", help="only rewrite tune.csv/best.json")
 
     p = sub.add_parser("intents", help="export every user's intent and every intent's items")
     p.add_argument("run")
@@ -373,6 +444,10 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     handler = {
@@ -381,11 +456,17 @@ def main(argv: list[str] | None = None) -> int:
         "recommend": cmd_recommend,
         "data": cmd_data,
         "benchmark": cmd_benchmark,
+        "tune": cmd_tune,
         "intents": cmd_intents,
         "report": cmd_report,
         "serve": cmd_serve,
         "export": cmd_export,
     }[args.command]
+    if args.command != "serve":  # uvicorn handles its own signals
+        # `kill` (SIGTERM) stops as Ctrl-C does: a run keeps its last finished
+        # epoch, a grid or search stops its children.  Also what the grid uses
+        # to stop cells, since a shell's background jobs ignore SIGINT.
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         return handler(args)
     except (DataError, ConfigError, FileNotFoundError, ValueError) as e:

@@ -56,9 +56,7 @@ PLUS_BASE = {
     "model.cl_similarity": "cosine",
     "model.n_negatives": 1024,  # for loss = sampled_softmax
 }
-PLUS_SETTINGS: dict[str, dict] = {
-    "beauty": {},
-}
+PLUS_SETTINGS: dict[str, dict] = {}
 PLUS_PATIENCE = 10  # the softmax loss peaks within ~20 epochs (measured)
 
 
@@ -328,7 +326,9 @@ def preset(name: str, dataset: str = "beauty") -> RunConfig:
         cfg.train.history_mask = "neg_inf"
     elif name == "plus":
         cfg = preset("fast", dataset)
-        tuned = PLUS_SETTINGS.get(dataset, PLUS_SETTINGS["beauty"])
+        tuned = PLUS_SETTINGS.get(dataset, PLUS_SETTINGS.get("beauty"))
+        if tuned is None:
+            raise ConfigError("the plus preset has no tuned settings yet: run elcrec tune")
         cfg = cfg.replace(**PLUS_BASE, **tuned, **{"train.patience": PLUS_PATIENCE})
         cfg.preset = f"plus:{dataset}"
     else:

@@ -1,0 +1,180 @@
+"""Hyper-parameter search on validation only: ``elcrec tune``.
+
+A random search over a discrete space, with a stated budget (trials x an
+epoch cap).  Trial ``i`` draws each option from ``rng([seed, i])``, so a search
+is reproducible and can be extended (more trials keep the first ones); trial
+0 is a hand-chosen starting point.  Every trial is an ordinary run folder,
+``<out>/trial<i>``, trained with ``train.evaluate_test = false``: the test set
+is never evaluated, so the choice cannot have seen it.  Trials run as child
+processes (the benchmark grid's runner): finished ones are skipped, an
+interrupted one resumes from its checkpoint.
+
+The choice (highest best-epoch validation NDCG@20) is written to
+``<out>/best.json``; the ``plus`` preset (config.PLUS_SETTINGS) holds the
+committed choice per dataset, and a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from elcrec._io import atomic_write_text
+from elcrec.benchmark import _write_csv, run_folders
+from elcrec.config import PLUS_BASE, RunConfig
+
+# Options searched, each over a few values, on top of the `fast` preset and
+# config.PLUS_BASE (ELCRec, 2 layers); everything not listed keeps its value.
+SPACE: dict[str, list] = {
+    "model.loss": ["ce", "sampled_softmax"],
+    "model.dropout": [0.3, 0.5],
+    "model.n_clusters": [64, 256, 512],
+    "model.alpha": [0.0, 0.01, 0.1],
+    "model.cl_weight": [0.02, 0.05, 0.1, 0.2],
+    "model.intent_cl_weight": [0.0, 0.02, 0.05, 0.1],
+    "model.temperature": [0.1, 0.2, 0.5],
+    "model.cluster_pull": ["all", "nearest", "sinkhorn"],
+    "model.fusion": ["none", "shift"],
+    # Users per step: the softmax loss may want more, smaller steps (RecBole
+    # makes each position a sample of its own: ~6x the steps per epoch).
+    "train.batch_size": [64, 128, 256],
+}
+# Trial 0: the full softmax, a cosine sequence CL that helped it in a probe
+# (benchmarks/results/NOTES.md section 9), small weights on the intent terms.
+START = {
+    "model.loss": "ce",
+    "model.dropout": 0.5,
+    "model.n_clusters": 256,
+    "model.alpha": 0.01,
+    "model.cl_weight": 0.05,
+    "model.intent_cl_weight": 0.02,
+    "model.temperature": 0.2,
+    "model.cluster_pull": "sinkhorn",
+    "model.fusion": "none",
+    "train.batch_size": 256,
+}
+
+
+def trial_options(i: int, seed: int = 0, space: dict | None = None) -> dict:
+    """The options of trial ``i``: a uniform draw per option; trial 0 takes
+    START's values (those the space holds, else the first value)."""
+    space = SPACE if space is None else space
+    if i == 0:
+        return {k: START[k] if START.get(k) in v else v[0] for k, v in space.items()}
+    rng = np.random.default_rng([seed, i])
+    return {k: _plain(v[int(rng.integers(len(v)))]) for k, v in space.items()}
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def trial_config(
+    base: RunConfig, options: dict, epochs: int, patience: int, seed: int
+) -> RunConfig:
+    """``base`` (the dataset's ``fast`` preset) with BASE, the trial's options
+    and the budget; the test set is switched off."""
+    cfg = base.replace(
+        **PLUS_BASE,
+        **options,
+        **{
+            "train.epochs": epochs,
+            "train.patience": patience,
+            "train.seed": seed,
+            "train.evaluate_test": False,
+        },
+    )
+    cfg.preset = f"tune:{base.data.source}"
+    return cfg
+
+
+def run_tune(
+    base: RunConfig,
+    out: str | Path,
+    trials: int,
+    epochs: int,
+    patience: int,
+    search_seed: int = 0,
+    train_seed: int = 1,
+    jobs: int = 1,
+    deadline_s: float | None = None,
+    placement: dict | None = None,
+    space: dict | None = None,
+    log=print,
+) -> dict:
+    """Run trials 0..trials-1 (finished ones are skipped)."""
+    out = Path(out)
+    runs = [
+        (
+            f"trial {i}",
+            out / f"trial{i}",
+            trial_config(base, trial_options(i, search_seed, space), epochs, patience, train_seed),
+        )
+        for i in range(trials)
+    ]
+    return run_folders(runs, jobs, deadline_s, placement, log)
+
+
+def summarize(out: str | Path) -> list[dict]:
+    """One row per trial folder: its options and its validation curve's best."""
+    rows = []
+    for directory in sorted(Path(out).glob("trial*"), key=lambda p: int(p.name[5:])):
+        cfg = RunConfig.load(directory / "config.json")
+        raw = cfg.to_dict()
+        options = {k: raw[k.split(".")[0]][k.split(".")[1]] for k in SPACE}
+        curve = []
+        metrics = directory / "metrics.jsonl"
+        if metrics.exists():
+            curve = [json.loads(line) for line in metrics.read_text().splitlines() if line]
+        best = max(curve, key=lambda r: r["valid/NDCG@20"], default=None)
+        rows.append(
+            {
+                "trial": int(directory.name[5:]),
+                **options,
+                "finished": (directory / "test_metrics.json").exists(),
+                "epochs_run": len(curve),
+                "best_epoch": best["epoch"] if best else "",
+                "valid_NDCG@20": round(best["valid/NDCG@20"], 5) if best else "",
+                "valid_HR@20": round(best["valid/HR@20"], 5) if best else "",
+                "wall_s": round(sum(r["train_s"] + r["eval_s"] for r in curve), 1),
+            }
+        )
+    return rows
+
+
+def choose(rows: list[dict]) -> dict | None:
+    """The finished trial with the highest validation NDCG@20."""
+    done = [r for r in rows if r["finished"] and r["valid_NDCG@20"] != ""]
+    return max(done, key=lambda r: r["valid_NDCG@20"], default=None)
+
+
+def write_results(out: str | Path, header: str, budget: dict) -> dict:
+    """tune.csv, tune.md and best.json in ``out``."""
+    out = Path(out)
+    rows = summarize(out)
+    best = choose(rows)
+    _write_csv(out / "tune.csv", rows)
+    payload = {
+        "header": header,
+        "budget": budget,
+        "selected_on": "validation NDCG@20 (best epoch); test never evaluated",
+        "best_trial": None if best is None else best["trial"],
+        "options": None if best is None else {k: best[k] for k in SPACE},
+        "valid_NDCG@20": None if best is None else best["valid_NDCG@20"],
+        "trials_finished": sum(r["finished"] for r in rows),
+        "wall_s_total": round(sum(r["wall_s"] for r in rows), 1),
+    }
+    atomic_write_text(out / "best.json", json.dumps(payload, indent=2) + "\n")
+    lines = [header, "", f"Budget: {json.dumps(budget)}", ""]
+    if rows:
+        keys = list(rows[0])
+        lines += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    lines += ["", f"Chosen (validation only): trial {payload['best_trial']}", ""]
+    atomic_write_text(out / "tune.md", "\n".join(lines))
+    return payload
+
+
+__all__ = ["SPACE", "START", "choose", "run_tune", "summarize", "trial_options", "write_results"]

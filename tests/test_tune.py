@@ -1,0 +1,135 @@
+"""`elcrec tune` (validation-only search), the `plus` preset, the beyond table."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from elcrec import benchmark, tune
+from elcrec.config import PLUS_SETTINGS, ConfigError, RunConfig, preset
+from elcrec.paper import METRICS, TABLE1
+
+TINY = {
+    "data.source": "synthetic",
+    "data.synthetic_users": 200,
+    "data.synthetic_items": 150,
+    "data.synthetic_intents": 4,
+    "data.max_len": 20,
+    "train.batch_size": 64,
+    "train.eval_batch_size": 128,
+    "train.device": "cpu",
+    "train.threads": 1,
+}
+SMALL_SPACE = {"model.n_clusters": [2, 4], "model.alpha": [0.0, 0.1], "model.loss": ["bce", "ce"]}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_trials_are_reproducible_draws_from_the_space_and_trial_0_is_the_start():
+    assert tune.trial_options(0) == tune.START
+    draws = [tune.trial_options(i, seed=3) for i in range(1, 30)]
+    assert draws == [tune.trial_options(i, seed=3) for i in range(1, 30)]
+    assert draws != [tune.trial_options(i, seed=4) for i in range(1, 30)]
+    for options in draws:
+        assert set(options) == set(tune.SPACE)
+        assert all(options[k] in tune.SPACE[k] for k in options)
+    # Every value of every option is reachable.
+    for key, values in tune.SPACE.items():
+        assert {d[key] for d in draws} == set(values)
+
+
+def test_tune_runs_trials_without_the_test_set_then_chooses_on_validation(tmp_path):
+    base = preset("fast", "beauty").replace(**TINY)
+    counts = tune.run_tune(
+        base, tmp_path, trials=3, epochs=2, patience=2, space=SMALL_SPACE, log=lambda *_: None
+    )
+    assert counts == {"finished": 3, "interrupted": 0, "failed": 0}
+    for i in range(3):
+        cfg = RunConfig.load(tmp_path / f"trial{i}" / "config.json")
+        assert cfg.train.evaluate_test is False and cfg.model.variant == "full"
+        assert cfg.model.n_layers == 2
+        result = json.loads((tmp_path / f"trial{i}" / "test_metrics.json").read_text())
+        assert result["test"] is None and result["test_by_history_mask"] == {}
+    payload = tune.write_results(tmp_path, "# t", {"trials": 3})
+    rows = tune.summarize(tmp_path)
+    curves = [
+        [json.loads(line) for line in (tmp_path / f"trial{i}" / "metrics.jsonl").open()]
+        for i in range(3)
+    ]
+    best_valid = [max(r["valid/NDCG@20"] for r in curve) for curve in curves]
+    assert [r["valid_NDCG@20"] for r in rows] == [round(v, 5) for v in best_valid]
+    assert payload["best_trial"] == max(range(3), key=best_valid.__getitem__)
+    assert (tmp_path / "tune.csv").exists() and (tmp_path / "tune.md").exists()
+    # A second call skips the finished trials.
+    again = tune.run_tune(base, tmp_path, 3, 2, 2, space=SMALL_SPACE, log=lambda *_: None)
+    assert again["finished"] == 3
+
+
+def test_choose_ignores_unfinished_trials():
+    rows = [
+        {"trial": 0, "finished": True, "valid_NDCG@20": 0.05},
+        {"trial": 1, "finished": False, "valid_NDCG@20": 0.09},
+        {"trial": 2, "finished": True, "valid_NDCG@20": 0.06},
+        {"trial": 3, "finished": True, "valid_NDCG@20": ""},
+    ]
+    assert tune.choose(rows)["trial"] == 2
+    assert tune.choose([]) is None
+
+
+def test_plus_preset_holds_the_committed_choice_of_the_search():
+    for dataset, options in PLUS_SETTINGS.items():
+        best = ROOT / "benchmarks" / "tune" / dataset / "best.json"
+        if not best.exists():  # the preset cites a search that is not committed
+            pytest.fail(f"PLUS_SETTINGS[{dataset!r}] has no committed search at {best}")
+        chosen = json.loads(best.read_text())["options"]
+        assert options == chosen
+        cfg = preset("plus", dataset)
+        assert cfg.train.evaluate_test is True and cfg.model.n_layers == 2
+        for key, value in options.items():
+            section, name = key.split(".")
+            assert getattr(getattr(cfg, section), name) == value
+
+
+def test_elcrec_plus_exists_under_the_plus_preset_only():
+    cell = benchmark.Cell("ELCRec+", "beauty", 1)
+    if PLUS_SETTINGS:
+        assert cell.config("plus", {}).model.variant == "full"
+    with pytest.raises(ConfigError, match="--preset plus"):
+        cell.config("fast", {})
+
+
+def test_beyond_table_arithmetic_on_hand_made_runs(tmp_path):
+    values = {("plus", "ELCRec+"): [0.06, 0.08], ("fast", "SASRec-CE"): [0.05]}
+    for (preset_name, model), per_seed in values.items():
+        for seed, v in enumerate(per_seed, start=1):
+            d = tmp_path / preset_name / "beauty" / model / f"seed{seed}"
+            d.mkdir(parents=True)
+            result = {
+                "test": {m: v for m in METRICS},
+                "seed": seed,
+                "best_epoch": 3,
+                "epochs_run": 5,
+                "wall_s": 1.0,
+            }
+            if model == "ELCRec+":
+                result["intents"] = {"largest_share": 0.1 * seed, "effective_intents": 10.0}
+            (d / "test_metrics.json").write_text(json.dumps(result))
+    # A SASRec-CE cell under another preset is not part of the table.
+    other = tmp_path / "paper" / "beauty" / "SASRec-CE" / "seed1"
+    other.mkdir(parents=True)
+    (other / "test_metrics.json").write_text((d / "test_metrics.json").read_text())
+    rows = benchmark.write_beyond(tmp_path, tmp_path, "# b")
+    by = {(r["model"], r["metric"]): r for r in rows}
+    assert len(rows) == 2 * len(METRICS)
+    for m in METRICS:
+        plus = by[("ELCRec+", m)]
+        assert plus["mean"] == pytest.approx(0.07) and plus["n_seeds"] == 2
+        assert plus["std"] == pytest.approx(0.01414, abs=1e-5)
+        paper = TABLE1["Beauty"]["ELCRec"][METRICS.index(m)]
+        assert plus["paper_elcrec"] == paper
+        assert plus["vs_paper_elcrec"] == pytest.approx(0.07 / paper - 1, abs=1e-4)
+        assert plus["largest_share"] == pytest.approx(0.15)
+        assert by[("SASRec-CE", m)]["n_seeds"] == 1
+        assert by[("SASRec-CE", m)]["largest_share"] == ""
+    header = (tmp_path / "beyond.csv").read_text().splitlines()[0].split(",")
+    assert header[:6] == ["model", "dataset", "metric", "mean", "std", "n_seeds"]
+    assert (tmp_path / "beyond.md").read_text().startswith("# b")
