@@ -8,18 +8,11 @@ import pytest
 from elcrec import benchmark, tune
 from elcrec.config import PLUS_SETTINGS, ConfigError, RunConfig, preset
 from elcrec.paper import METRICS, TABLE1
+from tests.test_benchmark import PLACE
+from tests.test_benchmark import TINY as CELL
 
-TINY = {
-    "data.source": "synthetic",
-    "data.synthetic_users": 200,
-    "data.synthetic_items": 150,
-    "data.synthetic_intents": 4,
-    "data.max_len": 20,
-    "train.batch_size": 64,
-    "train.eval_batch_size": 128,
-    "train.device": "cpu",
-    "train.threads": 1,
-}
+# The grid tests' tiny synthetic data; k and the epochs come from each trial.
+TINY = {k: v for k, v in CELL.items() if k not in ("model.n_clusters", "train.epochs")} | PLACE
 SMALL_SPACE = {"model.n_clusters": [2, 4], "model.alpha": [0.0, 0.1], "model.loss": ["bce", "ce"]}
 ROOT = Path(__file__).resolve().parents[1]
 

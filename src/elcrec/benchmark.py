@@ -14,12 +14,14 @@ from __future__ import annotations
 import csv
 import json
 import os
+import platform
 import signal
 import statistics
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from elcrec._io import atomic_write_text
@@ -179,6 +181,30 @@ def _start(directory: Path, placement: dict):
     logfile = open(directory / "log.txt", "a")
     proc = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT, env=dict(os.environ))
     return proc, logfile
+
+
+def environment() -> dict:
+    """The machine, versions and date a result was measured with."""
+    import numpy
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "machine": f"{cpu}, {os.cpu_count()} cores" + (f", {gpu}" if gpu else ""),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 # --------------------------------------------------------------------------- #

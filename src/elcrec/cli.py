@@ -225,6 +225,8 @@ def cmd_tune(args) -> int:
         print(json.dumps(counts), file=sys.stderr)
     command = " ".join(["elcrec", *map(shlex.quote, sys.argv[1:])])
     header = f"# Tuning ELCRec+ on {args.dataset} (validation only)\n\nCommand: `{command}`"
+    if args.tables_only and (out / "best.json").exists():  # keep the search's own command
+        header = json.loads((out / "best.json").read_text())["header"]
     payload = tune.write_results(out, header, budget)
     print(json.dumps({k: payload[k] for k in ("best_trial", "options", "valid_NDCG@20")}))
     return 0

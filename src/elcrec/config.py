@@ -56,7 +56,21 @@ PLUS_BASE = {
     "model.cl_similarity": "cosine",
     "model.n_negatives": 1024,  # for loss = sampled_softmax
 }
-PLUS_SETTINGS: dict[str, dict] = {}
+PLUS_SETTINGS: dict[str, dict] = {
+    # trial 6 of `elcrec tune --dataset beauty --trials 12 --epochs 14 --patience 3`
+    "beauty": {
+        "model.loss": "ce",
+        "model.dropout": 0.3,
+        "model.n_clusters": 256,
+        "model.alpha": 0.0,
+        "model.cl_weight": 0.2,
+        "model.intent_cl_weight": 0.05,
+        "model.temperature": 0.5,
+        "model.cluster_pull": "nearest",
+        "model.fusion": "shift",
+        "train.batch_size": 128,
+    },
+}
 PLUS_PATIENCE = 10  # the softmax loss peaks within ~20 epochs (measured)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from elcrec._io import atomic_write_text
-from elcrec.benchmark import _write_csv, run_folders
+from elcrec.benchmark import _write_csv, environment, run_folders
 from elcrec.config import PLUS_BASE, RunConfig
 
 # Options searched, each over a few values, on top of the `fast` preset and
@@ -159,6 +159,7 @@ def write_results(out: str | Path, header: str, budget: dict) -> dict:
     payload = {
         "header": header,
         "budget": budget,
+        **environment(),
         "selected_on": "validation NDCG@20 (best epoch); test never evaluated",
         "best_trial": None if best is None else best["trial"],
         "options": None if best is None else {k: best[k] for k in SPACE},
@@ -167,7 +168,13 @@ def write_results(out: str | Path, header: str, budget: dict) -> dict:
         "wall_s_total": round(sum(r["wall_s"] for r in rows), 1),
     }
     atomic_write_text(out / "best.json", json.dumps(payload, indent=2) + "\n")
-    lines = [header, "", f"Budget: {json.dumps(budget)}", ""]
+    lines = [
+        header,
+        "",
+        f"Budget: {json.dumps(budget)}  ",
+        f"Machine: {payload['machine']}; torch {payload['torch']}; {payload['date']}",
+        "",
+    ]
     if rows:
         keys = list(rows[0])
         lines += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
