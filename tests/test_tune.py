@@ -32,14 +32,15 @@ def test_trials_are_reproducible_draws_from_the_space_and_trial_0_is_the_start()
 
 def test_tune_runs_trials_without_the_test_set_then_chooses_on_validation(tmp_path):
     base = preset("fast", "beauty").replace(**TINY)
+    search = {"space": SMALL_SPACE, "start": {}, "fixed": {"model.dropout": 0.2}}
     counts = tune.run_tune(
-        base, tmp_path, trials=3, epochs=2, patience=2, space=SMALL_SPACE, log=lambda *_: None
+        base, tmp_path, trials=3, epochs=2, patience=2, search=search, log=lambda *_: None
     )
     assert counts == {"finished": 3, "interrupted": 0, "failed": 0}
     for i in range(3):
         cfg = RunConfig.load(tmp_path / f"trial{i}" / "config.json")
         assert cfg.train.evaluate_test is False and cfg.model.variant == "full"
-        assert cfg.model.n_layers == 2
+        assert cfg.model.n_layers == 2 and cfg.model.dropout == 0.2
         result = json.loads((tmp_path / f"trial{i}" / "test_metrics.json").read_text())
         assert result["test"] is None and result["test_by_history_mask"] == {}
     payload = tune.write_results(tmp_path, "# t", {"trials": 3})
@@ -51,10 +52,25 @@ def test_tune_runs_trials_without_the_test_set_then_chooses_on_validation(tmp_pa
     best_valid = [max(r["valid/NDCG@20"] for r in curve) for curve in curves]
     assert [r["valid_NDCG@20"] for r in rows] == [round(v, 5) for v in best_valid]
     assert payload["best_trial"] == max(range(3), key=best_valid.__getitem__)
+    chosen = tune.trial_options(payload["best_trial"], 0, SMALL_SPACE, {})
+    assert payload["options"] == {"model.dropout": 0.2, **chosen}
     assert (tmp_path / "tune.csv").exists() and (tmp_path / "tune.md").exists()
     # A second call skips the finished trials.
-    again = tune.run_tune(base, tmp_path, 3, 2, 2, space=SMALL_SPACE, log=lambda *_: None)
+    again = tune.run_tune(base, tmp_path, 3, 2, 2, search=search, log=lambda *_: None)
     assert again["finished"] == 3
+
+
+def test_a_search_file_may_not_fix_and_search_one_option(tmp_path):
+    path = tmp_path / "search.json"
+    path.write_text(json.dumps({"space": {"model.alpha": [0, 1]}, "fixed": {"model.alpha": 1}}))
+    with pytest.raises(ConfigError, match="model.alpha"):
+        tune.load_search(path)
+    path.write_text(json.dumps({"space": {"model.alpha": [0.0, 1.0]}}))
+    assert tune.load_search(path) == {
+        "space": {"model.alpha": [0.0, 1.0]},
+        "start": {},
+        "fixed": {},
+    }
 
 
 def test_choose_ignores_unfinished_trials():

@@ -221,6 +221,7 @@ def cmd_tune(args) -> int:
             args.jobs,
             deadline,
             placement,
+            tune.load_search(args.space),
         )
         print(json.dumps(counts), file=sys.stderr)
     command = " ".join(["elcrec", *map(shlex.quote, sys.argv[1:])])
@@ -408,6 +409,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=4, help="early stopping inside a trial")
     p.add_argument("--seed", type=int, default=1, help="training seed of every trial")
     p.add_argument("--search-seed", type=int, default=0)
+    p.add_argument(
+        "--space",
+        help='JSON search definition {"space": {option: [values]}, "start": {...}, '
+        '"fixed": {...}} (default: elcrec.tune.SPACE and START)',
+    )
     p.add_argument("--out", help="trials folder (default benchmarks/tune/<dataset>)")
     p.add_argument("--jobs", type=int, default=1, help="trials run at once")
     p.add_argument("--threads", type=int, default=0, help="torch threads per trial")

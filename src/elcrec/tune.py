@@ -23,7 +23,7 @@ import numpy as np
 
 from elcrec._io import atomic_write_text
 from elcrec.benchmark import _write_csv, environment, run_folders
-from elcrec.config import PLUS_BASE, RunConfig
+from elcrec.config import PLUS_BASE, ConfigError, RunConfig
 
 # Options searched, each over a few values, on top of the `fast` preset and
 # config.PLUS_BASE (ELCRec, 2 layers); everything not listed keeps its value.
@@ -57,14 +57,31 @@ START = {
 }
 
 
-def trial_options(i: int, seed: int = 0, space: dict | None = None) -> dict:
+def trial_options(
+    i: int, seed: int = 0, space: dict | None = None, start: dict | None = None
+) -> dict:
     """The options of trial ``i``: a uniform draw per option; trial 0 takes
-    START's values (those the space holds, else the first value)."""
+    ``start``'s values (those the space holds, else the first value)."""
     space = SPACE if space is None else space
+    start = START if start is None else start
     if i == 0:
-        return {k: START[k] if START.get(k) in v else v[0] for k, v in space.items()}
+        return {k: start[k] if start.get(k) in v else v[0] for k, v in space.items()}
     rng = np.random.default_rng([seed, i])
     return {k: _plain(v[int(rng.integers(len(v)))]) for k, v in space.items()}
+
+
+def load_search(path: str | Path | None) -> dict:
+    """A search definition: ``{"space": {...}, "start": {...}, "fixed": {...}}``.
+    ``fixed`` holds options every trial takes (e.g. an earlier search's
+    choice, to search a narrower space around it); None = SPACE and START."""
+    if path is None:
+        return {"space": SPACE, "start": START, "fixed": {}}
+    raw = json.loads(Path(path).read_text())
+    search = {"space": raw["space"], "start": raw.get("start", {}), "fixed": raw.get("fixed", {})}
+    both = set(search["space"]) & set(search["fixed"])
+    if both:
+        raise ConfigError(f"{path}: options both searched and fixed: {sorted(both)}")
+    return search
 
 
 def _plain(value):
@@ -72,12 +89,12 @@ def _plain(value):
 
 
 def trial_config(
-    base: RunConfig, options: dict, epochs: int, patience: int, seed: int
+    base: RunConfig, options: dict, epochs: int, patience: int, seed: int, fixed: dict | None = None
 ) -> RunConfig:
-    """``base`` (the dataset's ``fast`` preset) with BASE, the trial's options
-    and the budget; the test set is switched off."""
+    """``base`` (the dataset's ``fast`` preset) with PLUS_BASE, the fixed and
+    the trial's options and the budget; the test set is switched off."""
     cfg = base.replace(
-        **PLUS_BASE,
+        **{**PLUS_BASE, **(fixed or {})},
         **options,
         **{
             "train.epochs": epochs,
@@ -101,29 +118,37 @@ def run_tune(
     jobs: int = 1,
     deadline_s: float | None = None,
     placement: dict | None = None,
-    space: dict | None = None,
+    search: dict | None = None,
     log=print,
 ) -> dict:
-    """Run trials 0..trials-1 (finished ones are skipped)."""
+    """Run trials 0..trials-1 (finished ones are skipped); the search
+    definition is saved beside them (search.json)."""
     out = Path(out)
-    runs = [
-        (
-            f"trial {i}",
-            out / f"trial{i}",
-            trial_config(base, trial_options(i, search_seed, space), epochs, patience, train_seed),
-        )
-        for i in range(trials)
-    ]
+    search = search or load_search(None)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "search.json", json.dumps(search, indent=2) + "\n")
+    runs = []
+    for i in range(trials):
+        options = trial_options(i, search_seed, search["space"], search["start"])
+        cfg = trial_config(base, options, epochs, patience, train_seed, search["fixed"])
+        runs.append((f"trial {i}", out / f"trial{i}", cfg))
     return run_folders(runs, jobs, deadline_s, placement, log)
+
+
+def _searched(out: Path) -> tuple[dict, dict]:
+    saved = out / "search.json"
+    search = json.loads(saved.read_text()) if saved.exists() else load_search(None)
+    return search["space"], search["fixed"]
 
 
 def summarize(out: str | Path) -> list[dict]:
     """One row per trial folder: its options and its validation curve's best."""
+    space, _ = _searched(Path(out))
     rows = []
     for directory in sorted(Path(out).glob("trial*"), key=lambda p: int(p.name[5:])):
         cfg = RunConfig.load(directory / "config.json")
         raw = cfg.to_dict()
-        options = {k: raw[k.split(".")[0]][k.split(".")[1]] for k in SPACE}
+        options = {k: raw[k.split(".")[0]][k.split(".")[1]] for k in space}
         curve = []
         metrics = directory / "metrics.jsonl"
         if metrics.exists():
@@ -155,6 +180,7 @@ def write_results(out: str | Path, header: str, budget: dict) -> dict:
     out = Path(out)
     rows = summarize(out)
     best = choose(rows)
+    space, fixed = _searched(out)
     _write_csv(out / "tune.csv", rows)
     payload = {
         "header": header,
@@ -162,7 +188,8 @@ def write_results(out: str | Path, header: str, budget: dict) -> dict:
         **environment(),
         "selected_on": "validation NDCG@20 (best epoch); test never evaluated",
         "best_trial": None if best is None else best["trial"],
-        "options": None if best is None else {k: best[k] for k in SPACE},
+        # What a preset adopts: the fixed options and the chosen trial's.
+        "options": None if best is None else {**fixed, **{k: best[k] for k in space}},
         "valid_NDCG@20": None if best is None else best["valid_NDCG@20"],
         "trials_finished": sum(r["finished"] for r in rows),
         "wall_s_total": round(sum(r["wall_s"] for r in rows), 1),
@@ -184,4 +211,13 @@ def write_results(out: str | Path, header: str, budget: dict) -> dict:
     return payload
 
 
-__all__ = ["SPACE", "START", "choose", "run_tune", "summarize", "trial_options", "write_results"]
+__all__ = [
+    "SPACE",
+    "START",
+    "choose",
+    "load_search",
+    "run_tune",
+    "summarize",
+    "trial_options",
+    "write_results",
+]
