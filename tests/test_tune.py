@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from elcrec import benchmark, tune
+from elcrec import benchmark, cli, tune
 from elcrec.config import PLUS_SETTINGS, ConfigError, RunConfig, preset
 from elcrec.paper import METRICS, TABLE1
 from tests.test_benchmark import PLACE
@@ -55,6 +55,11 @@ def test_tune_runs_trials_without_the_test_set_then_chooses_on_validation(tmp_pa
     chosen = tune.trial_options(payload["best_trial"], 0, SMALL_SPACE, {})
     assert payload["options"] == {"model.dropout": 0.2, **chosen}
     assert (tmp_path / "tune.csv").exists() and (tmp_path / "tune.md").exists()
+    # The command line rewrites the tables from the folders, same choice.
+    assert cli.main(["tune", "--out", str(tmp_path), "--tables-only"]) == 0
+    again_best = json.loads((tmp_path / "best.json").read_text())
+    assert again_best["options"] == payload["options"] and again_best["header"] == "# t"
+    assert again_best["budget"] == {"trials": 3}
     # A second call skips the finished trials.
     again = tune.run_tune(base, tmp_path, 3, 2, 2, search=search, log=lambda *_: None)
     assert again["finished"] == 3

@@ -226,8 +226,9 @@ def cmd_tune(args) -> int:
         print(json.dumps(counts), file=sys.stderr)
     command = " ".join(["elcrec", *map(shlex.quote, sys.argv[1:])])
     header = f"# Tuning ELCRec+ on {args.dataset} (validation only)\n\nCommand: `{command}`"
-    if args.tables_only and (out / "best.json").exists():  # keep the search's own command
-        header = json.loads((out / "best.json").read_text())["header"]
+    if args.tables_only and (out / "best.json").exists():  # keep the search's command, budget
+        previous = json.loads((out / "best.json").read_text())
+        header, budget = previous["header"], previous["budget"]
     payload = tune.write_results(out, header, budget)
     print(json.dumps({k: payload[k] for k in ("best_trial", "options", "valid_NDCG@20")}))
     return 0
@@ -404,9 +405,10 @@ def make_parser() -> argparse.ArgumentParser:
         "that never evaluates the test set.  Writes <out>/tune.{csv,md} and best.json.",
     )
     p.add_argument("--dataset", default="beauty", choices=sorted(BENCHMARKS))
+    # Defaults: the budget of the committed Beauty search.
     p.add_argument("--trials", type=int, default=12, help="budget: number of trials")
-    p.add_argument("--epochs", type=int, default=20, help="budget: epochs per trial at most")
-    p.add_argument("--patience", type=int, default=4, help="early stopping inside a trial")
+    p.add_argument("--epochs", type=int, default=14, help="budget: epochs per trial at most")
+    p.add_argument("--patience", type=int, default=3, help="early stopping inside a trial")
     p.add_argument("--seed", type=int, default=1, help="training seed of every trial")
     p.add_argument("--search-seed", type=int, default=0)
     p.add_argument(
