@@ -293,9 +293,9 @@ def write_tables(work: str | Path, results: str | Path, preset_name: str, header
     results.mkdir(parents=True, exist_ok=True)
     rows = collect(work, preset_name)
     t1, ab = table1(rows), ablation(rows)
-    _write_csv(results / "table1.csv", t1)
-    _write_csv(results / "ablation.csv", ab)
-    _write_csv(results / "grid_runs.csv", rows)
+    write_csv(results / "table1.csv", t1)
+    write_csv(results / "ablation.csv", ab)
+    write_csv(results / "grid_runs.csv", rows)
     payload = {"header": header, "preset": preset_name, "table1": t1, "ablation": ab, "runs": rows}
     atomic_write_text(results / "table1.json", json.dumps(payload, indent=2) + "\n")
     atomic_write_text(results / "table1.md", _markdown(header, t1, ab, rows))
@@ -336,10 +336,13 @@ def beyond(work: str | Path) -> list[dict]:
 
 
 def write_beyond(work: str | Path, results: str | Path, header: str) -> list[dict]:
-    """beyond.{csv,md} from the finished cells of the three presets."""
+    """beyond.{csv,md} from the finished cells of the three presets (nothing
+    is written when none has finished)."""
     rows = beyond(work)
+    if not rows:
+        return rows
     results = Path(results)
-    _write_csv(results / "beyond.csv", rows)
+    write_csv(results / "beyond.csv", rows)
     lines = [header, "", "| dataset | metric | paper ELCRec | " + " | ".join(BEYOND_MODELS) + " |"]
     lines.append("|---|---|---|" + "---|" * len(BEYOND_MODELS))
     by_key = {(r["dataset"], r["metric"], r["model"]): r for r in rows}
@@ -368,7 +371,7 @@ def write_beyond(work: str | Path, results: str | Path, header: str) -> list[dic
     return rows
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def write_csv(path: Path, rows: list[dict]) -> None:
     if not rows:
         return
     import io

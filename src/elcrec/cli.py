@@ -159,17 +159,23 @@ def cmd_recommend(args) -> int:
     return 0
 
 
-def cmd_benchmark(args) -> int:
-    from elcrec import benchmark
-
-    overrides = _dotted(args.set)
+def _placement(args) -> dict:
+    """Where the child runs of a grid or search execute (not what they compute)."""
     placement = {}
-    if args.device:
+    if getattr(args, "device", None):
         placement["train.device"] = args.device
     if args.data_dir:
         placement["data.data_dir"] = args.data_dir
     if args.threads:
         placement["train.threads"] = args.threads
+    return placement
+
+
+def cmd_benchmark(args) -> int:
+    from elcrec import benchmark
+
+    overrides = _dotted(args.set)
+    placement = _placement(args)
     if args.results is None:
         paper = args.preset == "paper"
         args.results = "benchmarks/results" + ("" if paper else f"/grid_{args.preset}")
@@ -184,10 +190,9 @@ def cmd_benchmark(args) -> int:
     header = f"# Benchmark grid, preset `{args.preset}`\n\nCommand: `{command}`"
     payload = benchmark.write_tables(args.work, args.results, args.preset, header)
     print(f"{len(payload['runs'])} finished runs; tables in {args.results}/table1.md")
-    if benchmark.beyond(args.work):
-        benchmark.write_beyond(
-            args.work, args.beyond_results, header.replace("grid", "grid, beyond")
-        )
+    if benchmark.write_beyond(
+        args.work, args.beyond_results, header.replace("grid", "grid, beyond")
+    ):
         print(f"ELCRec / SASRec-CE / ELCRec+ in {args.beyond_results}/beyond.md")
     return 0
 
@@ -195,11 +200,7 @@ def cmd_benchmark(args) -> int:
 def cmd_tune(args) -> int:
     from elcrec import tune
 
-    placement = {}
-    if args.data_dir:
-        placement["data.data_dir"] = args.data_dir
-    if args.threads:
-        placement["train.threads"] = args.threads
+    placement = _placement(args)
     out = Path(args.out or f"benchmarks/tune/{args.dataset}")
     budget = {
         "trials": args.trials,

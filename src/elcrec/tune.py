@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from elcrec._io import atomic_write_text
-from elcrec.benchmark import _write_csv, environment, run_folders
+from elcrec.benchmark import environment, run_folders, write_csv
 from elcrec.config import PLUS_BASE, ConfigError, RunConfig
 
 # Options searched, each over a few values, on top of the `fast` preset and
@@ -67,7 +67,7 @@ def trial_options(
     if i == 0:
         return {k: start[k] if start.get(k) in v else v[0] for k, v in space.items()}
     rng = np.random.default_rng([seed, i])
-    return {k: _plain(v[int(rng.integers(len(v)))]) for k, v in space.items()}
+    return {k: v[int(rng.integers(len(v)))] for k, v in space.items()}
 
 
 def load_search(path: str | Path | None) -> dict:
@@ -82,10 +82,6 @@ def load_search(path: str | Path | None) -> dict:
     if both:
         raise ConfigError(f"{path}: options both searched and fixed: {sorted(both)}")
     return search
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def trial_config(
@@ -181,7 +177,7 @@ def write_results(out: str | Path, header: str, budget: dict) -> dict:
     rows = summarize(out)
     best = choose(rows)
     space, fixed = _searched(out)
-    _write_csv(out / "tune.csv", rows)
+    write_csv(out / "tune.csv", rows)
     payload = {
         "header": header,
         "budget": budget,
