@@ -9,30 +9,52 @@
 #     --implementation cp --platform manylinux_2_28_x86_64 -d .whl faiss-cpu==1.15.1
 #   mkdir -p .gpu_data && cp "$ELCREC_DATA_DIR"/*.txt .gpu_data/
 # Then, through the device tool (carry .whl and .gpu_data):
-#   DEADLINE_MIN=8 JOBS=3 bash benchmarks/gpu_grid.sh --models ELCRec ICLRec --datasets beauty
-# JOBS: cells sharing the GPU.  Measured on an H200 (2026-11-27): 8 `paper`
-# cells kept it 99-100 % busy and each ELCRec epoch took 8.7 s, as slow as
-# the CPU; run few cells at once.
-# Arguments go to `elcrec benchmark`.  Finished and interrupted cells come back
-# under $OUT: runs.tgz (configs, metrics, logs, tables), best_beauty.tgz (the
-# Beauty ELCRec checkpoints), grid.log and gpu.log (utilisation every 10 s).
+#   DEADLINE_MIN=8 JOBS=3 bash benchmarks/gpu_grid.sh \
+#     --preset plus --models ELCRec+ --datasets sports :: \
+#     --preset fast --models SASRec-CE --datasets sports
+# Arguments go to `elcrec benchmark`; groups separated by `::` run side by
+# side, each with JOBS cells at once.  Measured on an H200 (2026-11-27): 8
+# `paper` cells kept it 99-100 % busy and each ELCRec epoch took 8.7 s, as
+# slow as the CPU; the GPU is time-sliced between processes, so run few.
+# The cells live in $GRID (default /tmp/elcrec_grid, outside the copied tree),
+# so a second call on the still-warm machine resumes them from their
+# checkpoints.  Back under $OUT: runs.tgz (configs, metrics, logs; no
+# checkpoints), grid<N>.log per group and gpu.log (utilisation every 10 s).
 set -u
 OUT=${OUT:-/tmp/gpu_out}
-mkdir -p "$OUT"
+GRID=${GRID:-/tmp/elcrec_grid}
+mkdir -p "$OUT" "$GRID"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 CUBLAS_WORKSPACE_CONFIG=:4096:8
 export OMP_NUM_THREADS=2  # faiss k-means in each of the parallel cells
-WORK=benchmarks/grid
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/gpu.log"
 (while sleep 10; do
     nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader >>"$OUT/gpu.log"
 done) &
 MONITOR=$!
-python3 -m elcrec.cli benchmark "$@" --device cuda --data-dir .gpu_data --threads 1 \
-    --jobs "${JOBS:-3}" --deadline-min "${DEADLINE_MIN:-8}" --work "$WORK" \
-    --results "$WORK/results" 2>&1 | tee "$OUT/grid.log"
+run_group() {  # $1: group number, then the benchmark's arguments
+    local n=$1
+    shift
+    python3 -m elcrec.cli benchmark "$@" --device cuda --data-dir .gpu_data --threads 1 \
+        --jobs "${JOBS:-3}" --deadline-min "${DEADLINE_MIN:-8}" --work "$GRID" \
+        --results "$GRID/results$n" >"$OUT/grid$n.log" 2>&1
+}
+group=()
+pids=()
+n=0
+for arg in "$@" ::; do
+    if [ "$arg" = "::" ]; then
+        n=$((n + 1))
+        run_group $n "${group[@]}" &
+        pids+=($!)
+        group=()
+    else
+        group+=("$arg")
+    fi
+done
+wait "${pids[@]}"
 kill $MONITOR
-tar czf "$OUT/runs.tgz" --exclude='*.pt' --exclude='tb' --exclude='sequences.npz' "$WORK"
-tar czf "$OUT/best_beauty.tgz" $WORK/paper/beauty/ELCRec/seed*/{best.pt,config.json,data.json,sequences.npz} 2>/dev/null
+tail -n 5 "$OUT"/grid*.log
+tar czf "$OUT/runs.tgz" -C "$GRID" --exclude='*.pt' --exclude='tb' --exclude='sequences.npz' .
 ls -la "$OUT"
