@@ -421,6 +421,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="trials run at once")
     p.add_argument("--threads", type=int, default=0, help="torch threads per trial")
     p.add_argument("--deadline-min", type=float, default=0)
+    p.add_argument("--device", choices=CHOICES["device"], help="where the trials run")
     p.add_argument("--data-dir")
     p.add_argument("--tables-only", action="store_true", help="only rewrite tune.csv/best.json")
 

@@ -70,6 +70,21 @@ PLUS_SETTINGS: dict[str, dict] = {
         "model.fusion": "shift",
         "train.batch_size": 128,
     },
+    # trial 4 of `elcrec tune --dataset yelp --space benchmarks/tune/spaces/yelp_stage1.json
+    # --trials 6 --epochs 12 --patience 3` (on a GPU): Beauty's choice peaks at
+    # epoch 3-4 on Yelp; more dropout, stronger contrasts, 64 intents.
+    "yelp": {
+        "model.loss": "ce",
+        "model.dropout": 0.5,
+        "model.n_clusters": 64,
+        "model.alpha": 0.01,
+        "model.cl_weight": 0.4,
+        "model.intent_cl_weight": 0.1,
+        "model.temperature": 0.5,
+        "model.cluster_pull": "nearest",
+        "model.fusion": "shift",
+        "train.batch_size": 256,
+    },
 }
 PLUS_PATIENCE = 10  # the softmax loss peaks within ~20 epochs (measured)
 
