@@ -27,6 +27,7 @@ CHOICES = {
     "cluster_pull": ("all", "nearest", "sinkhorn"),
     "history_mask": ("neg_inf", "zero"),
     "loss": ("bce", "ce", "sampled_softmax"),
+    "positions": ("from_end", "from_start"),
     "device": ("auto", "cpu", "cuda"),
 }
 
@@ -142,6 +143,13 @@ class ModelConfig:
     # longest sequence and let it stand for the padding positions further left,
     # instead of padding every batch to T (exact when a batch is T wide).
     pad_approx: bool = False
+    # Position ids: "from_end" (SASRec's and the authors' layout: the last item
+    # always takes the last position embedding, which then meets one training
+    # target per user) or "from_start" (RecBole's: positions count from the
+    # window's first item, so with causal attention the output at every
+    # training position is exactly that of a per-prefix sample, and every
+    # target trains the situation the scoring position meets).
+    positions: str = "from_end"
     fusion: str = "shift"
     # Next-item loss: "bce" with one sampled negative per position (the paper's),
     # "ce" = softmax over the whole catalogue, "sampled_softmax" = softmax over
@@ -229,6 +237,8 @@ class RunConfig:
             raise ConfigError("model.temperature must be positive")
         if self.train.patience < 1:
             raise ConfigError("train.patience must be at least 1")
+        if self.model.positions == "from_start" and self.model.pad_approx:
+            raise ConfigError("model.positions = from_start cannot go with model.pad_approx")
         return self
 
     def to_dict(self) -> dict[str, Any]:

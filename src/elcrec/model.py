@@ -68,6 +68,7 @@ class SASRec(nn.Module):
         self.pos_emb = nn.Embedding(max_len, cfg.hidden)
         self.ln = nn.LayerNorm(cfg.hidden, eps=1e-12)
         self.dropout = cfg.dropout
+        self.positions = cfg.positions
         self.blocks = nn.ModuleList(
             Block(cfg.hidden, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_layers)
         )
@@ -96,9 +97,15 @@ class SASRec(nn.Module):
         leftmost column's (an approximation).
         """
         b, length = items.shape
-        # Right-aligned positions: the last item always sits at position T-1, so
-        # a batch padded to its own width gives the same outputs as one padded to T.
-        pos = torch.arange(self.max_len - length, self.max_len, device=items.device)
+        if self.positions == "from_start":
+            # Count from each row's first item (the leading padding's length;
+            # a view whose first item was masked to 0 starts one later).
+            first = (items > 0).int().argmax(1, keepdim=True)
+            pos = (torch.arange(length, device=items.device) - first).clamp(0, self.max_len - 1)
+        else:
+            # Right-aligned positions: the last item always sits at position T-1, so
+            # a batch padded to its own width gives the same outputs as one padded to T.
+            pos = torch.arange(self.max_len - length, self.max_len, device=items.device)
         x = self.item_emb(items) + self.pos_emb(pos)
         x = F.dropout(self.ln(x), self.dropout, self.training)
         valid = items > 0
