@@ -4,9 +4,10 @@ uniform random assignment.
 
     python benchmarks/synthetic_intents.py --epochs 40 --patience 10
 
-Writes benchmarks/results/synthetic_intents.{json,md}.  ``--plus`` takes
-ELCRec+'s options (the `plus` preset, tuned on Beauty) with the synthetic
-data's own k, and writes synthetic_intents_plus.{json,md}.
+Writes benchmarks/results/synthetic_intents.{json,md}.  ``--plus [DATASET]``
+takes ELCRec+'s options (the `plus` preset as tuned for DATASET, default
+beauty) with the synthetic data's own k, and writes
+synthetic_intents_plus.{json,md} (beauty) or synthetic_intents_plus_<dataset>.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command, environment, write_results  # noqa: E402
 
 from elcrec import RunConfig, preset, train  # noqa: E402
+from elcrec.config import BENCHMARKS  # noqa: E402
 
 
 def main() -> None:
@@ -28,15 +30,21 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--plus", action="store_true", help="ELCRec+ options (the plus preset)")
+    ap.add_argument(
+        "--plus",
+        nargs="?",
+        const="beauty",
+        choices=sorted(BENCHMARKS),
+        help="ELCRec+ options (the plus preset) tuned for this dataset (default beauty)",
+    )
     args = ap.parse_args()
     cfg = RunConfig()
     if args.plus:
         # The tuned model and loss options; data, k and the budget stay the synthetic run's.
-        tuned = preset("plus", "beauty")
+        tuned = preset("plus", args.plus)
         cfg.model = tuned.model
         cfg.model.n_clusters = RunConfig().model.n_clusters
-        cfg.preset = "plus (synthetic data)"
+        cfg.preset = f"plus, {args.plus}'s options (synthetic data)"
     cfg = cfg.replace(
         **{"train.epochs": args.epochs, "train.patience": args.patience, "train.seed": args.seed}
     )
@@ -64,7 +72,8 @@ def main() -> None:
     t = result["test"]
     md = "\n".join(
         [
-            "# Synthetic data: intent recovery" + (" (ELCRec+ options)" if args.plus else ""),
+            "# Synthetic data: intent recovery"
+            + (f" (ELCRec+ options, tuned on {args.plus})" if args.plus else ""),
             "",
             f"Command: `{payload['command']}`  ",
             f"Machine: {payload['machine']}; torch {payload['torch']}; {payload['date']}",
@@ -82,7 +91,10 @@ def main() -> None:
             "",
         ]
     )
-    write_results("synthetic_intents_plus" if args.plus else "synthetic_intents", payload, md)
+    name = "synthetic_intents"
+    if args.plus:
+        name += "_plus" + ("" if args.plus == "beauty" else f"_{args.plus}")
+    write_results(name, payload, md)
     print(md)
 
 
