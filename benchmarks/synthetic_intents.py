@@ -37,7 +37,11 @@ def main() -> None:
         choices=sorted(BENCHMARKS),
         help="ELCRec+ options (the plus preset) tuned for this dataset (default beauty)",
     )
+    ap.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE")
+    ap.add_argument("--tag", help="output name suffix (required with --set)")
     args = ap.parse_args()
+    if args.set and not args.tag:
+        ap.error("--set needs --tag, so the committed results are not overwritten")
     cfg = RunConfig()
     if args.plus:
         # The tuned model and loss options; data, k and the budget stay the synthetic run's.
@@ -45,8 +49,10 @@ def main() -> None:
         cfg.model = tuned.model
         cfg.model.n_clusters = RunConfig().model.n_clusters
         cfg.preset = f"plus, {args.plus}'s options (synthetic data)"
+    overrides = dict(item.split("=", 1) for item in args.set)
     cfg = cfg.replace(
-        **{"train.epochs": args.epochs, "train.patience": args.patience, "train.seed": args.seed}
+        **overrides,
+        **{"train.epochs": args.epochs, "train.patience": args.patience, "train.seed": args.seed},
     )
     work = Path(tempfile.mkdtemp(prefix="elcrec-synthetic-"))
     try:
@@ -73,7 +79,8 @@ def main() -> None:
     md = "\n".join(
         [
             "# Synthetic data: intent recovery"
-            + (f" (ELCRec+ options, tuned on {args.plus})" if args.plus else ""),
+            + (f" (ELCRec+ options, tuned on {args.plus})" if args.plus else "")
+            + (f", with {' '.join(args.set)}" if args.set else ""),
             "",
             f"Command: `{payload['command']}`  ",
             f"Machine: {payload['machine']}; torch {payload['torch']}; {payload['date']}",
@@ -94,6 +101,8 @@ def main() -> None:
     name = "synthetic_intents"
     if args.plus:
         name += "_plus" + ("" if args.plus == "beauty" else f"_{args.plus}")
+    if args.tag:
+        name += f"_{args.tag}"
     write_results(name, payload, md)
     print(md)
 
