@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command, environment, write_results  # noqa: E402
 
 from elcrec import Run, preset  # noqa: E402
+from elcrec.config import parse_overrides  # noqa: E402
 
 
 def main() -> None:
@@ -32,7 +33,7 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--set", nargs="*", default=[])
     args = ap.parse_args()
-    overrides = dict(kv.split("=", 1) for kv in args.set)
+    overrides = parse_overrides(args.set)
     if args.data_dir:
         overrides["data.data_dir"] = args.data_dir
     cfg = preset(args.preset, args.dataset).replace(**overrides)

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command, environment, write_results  # noqa: E402
 
 from elcrec import preset, train  # noqa: E402
+from elcrec.config import parse_overrides  # noqa: E402
 
 PAPER = {"HR@5": 0.0529, "HR@20": 0.1079, "NDCG@5": 0.0355, "NDCG@20": 0.0509}
 BAR = {k: round(v * 0.97, 4) for k, v in PAPER.items()}
@@ -47,7 +48,7 @@ def main() -> None:
     runs = []
     for seed in args.seeds:
         cfg = preset(args.preset, "beauty")
-        overrides = {"train.seed": seed, **dict(kv.split("=", 1) for kv in args.set)}
+        overrides = {"train.seed": seed, **parse_overrides(args.set)}
         if args.data_dir:
             overrides["data.data_dir"] = args.data_dir
         cfg = cfg.replace(**overrides)

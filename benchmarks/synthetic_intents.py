@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command, environment, write_results  # noqa: E402
 
 from elcrec import RunConfig, preset, train  # noqa: E402
-from elcrec.config import BENCHMARKS  # noqa: E402
+from elcrec.config import BENCHMARKS, parse_overrides  # noqa: E402
 
 
 def main() -> None:
@@ -49,9 +49,8 @@ def main() -> None:
         cfg.model = tuned.model
         cfg.model.n_clusters = RunConfig().model.n_clusters
         cfg.preset = f"plus, {args.plus}'s options (synthetic data)"
-    overrides = dict(item.split("=", 1) for item in args.set)
     cfg = cfg.replace(
-        **overrides,
+        **parse_overrides(args.set),
         **{"train.epochs": args.epochs, "train.patience": args.patience, "train.seed": args.seed},
     )
     work = Path(tempfile.mkdtemp(prefix="elcrec-synthetic-"))

@@ -177,6 +177,7 @@ def test_evaluate(trained, capsys):
         (["train", "--set", "model.dropout=2"], "model.dropout"),
         (["train", "--set", "model.nope=1"], "unknown option model.nope"),
         (["train", "--set", "train.epochs=x"], "train.epochs"),
+        (["train", "--set", "model.alpha"], "'model.alpha': expected SECTION.KEY=VALUE"),
         (["train", "--config", "{tmp}/broken.json"], "not valid json"),
     ],
 )

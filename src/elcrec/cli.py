@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from elcrec.config import BENCHMARKS, CHOICES, ConfigError, RunConfig, preset
+from elcrec.config import BENCHMARKS, CHOICES, ConfigError, RunConfig, parse_overrides, preset
 from elcrec.data import DataError
 
 
@@ -83,7 +83,7 @@ def build_config(args) -> RunConfig:
         value = getattr(args, attr)
         if value is not None and not (attr == "data" and args.preset and not args.config):
             overrides[dotted] = value
-    overrides.update(_dotted(args.set))
+    overrides.update(parse_overrides(args.set))
     return cfg.replace(**overrides)
 
 
@@ -162,7 +162,7 @@ def cmd_recommend(args) -> int:
 def _placement(args) -> dict:
     """Where the child runs of a grid or search execute (not what they compute)."""
     placement = {}
-    if getattr(args, "device", None):
+    if args.device:
         placement["train.device"] = args.device
     if args.data_dir:
         placement["data.data_dir"] = args.data_dir
@@ -174,7 +174,7 @@ def _placement(args) -> dict:
 def cmd_benchmark(args) -> int:
     from elcrec import benchmark
 
-    overrides = _dotted(args.set)
+    overrides = parse_overrides(args.set)
     placement = _placement(args)
     if args.results is None:
         paper = args.preset == "paper"
@@ -233,16 +233,6 @@ def cmd_tune(args) -> int:
     payload = tune.write_results(out, header, budget)
     print(json.dumps({k: payload[k] for k in ("best_trial", "options", "valid_NDCG@20")}))
     return 0
-
-
-def _dotted(items: list[str]) -> dict:
-    overrides = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE")
-        key, value = item.split("=", 1)
-        overrides[key] = value
-    return overrides
 
 
 def cmd_intents(args) -> int:

@@ -306,6 +306,18 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or out of range."""
 
 
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """``["model.alpha=1", ...]`` (a command line's ``--set``) -> the dotted
+    overrides ``RunConfig.replace`` takes; values stay strings until then."""
+    overrides = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE")
+        key, value = item.split("=", 1)
+        overrides[key] = value
+    return overrides
+
+
 def _coerce(value: Any, current: Any, name: str) -> Any:
     """Convert strings from the command line to the type the field holds."""
     if isinstance(current, bool):
@@ -385,5 +397,6 @@ __all__ = [
     "PLUS_SETTINGS",
     "RunConfig",
     "TrainConfig",
+    "parse_overrides",
     "preset",
 ]
