@@ -60,15 +60,36 @@ def test_negatives_are_never_touched_items():
             assert (n == 0) if t == 0 else (1 <= n <= data.n_items and n not in touched)
 
 
-def test_bucketed_batches_cover_every_training_user_once(small):
+@pytest.mark.parametrize("kind", ["users", "prefixes"])
+def test_bucketed_batches_cover_every_training_sample_once(kind):
     data = synthetic(500, 100, 4, seed=0)
     split = Split(data, 50)
+    expected = sorted(zip(*(a.tolist() for a in split.train_samples(kind))))
     for bucket in (0, 3):
-        batches = split.train_batches(32, seed=1, epoch=4, bucket_batches=bucket)
-        users = np.concatenate(batches)
-        assert sorted(users.tolist()) == sorted(split.train_users.tolist())
-        again = split.train_batches(32, seed=1, epoch=4, bucket_batches=bucket)
-        assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+        batches = split.train_batches(32, seed=1, epoch=4, bucket_batches=bucket, samples=kind)
+        got = [(u, e) for users, ends in batches for u, e in zip(users.tolist(), ends.tolist())]
+        assert sorted(got) == expected
+        again = split.train_batches(32, seed=1, epoch=4, bucket_batches=bucket, samples=kind)
+        assert all(np.array_equal(np.stack(a), np.stack(b)) for a, b in zip(batches, again))
+    if kind == "users":
+        assert sorted(u for u, _ in expected) == split.train_users.tolist()
+
+
+def test_prefix_samples_by_hand(small):
+    """RecBole's samples: one per training target, the items before it as the
+    input (the last max_len of them), the loss at the last position only."""
+    split = Split(small, max_len=2)
+    users, ends = split.train_samples("prefixes")
+    assert users.tolist() == [0, 0, 0, 2, 2]  # user 1 has no training target
+    inputs = split.train_inputs(users, ends)
+    assert inputs.tolist() == [[0, 1], [1, 2], [2, 3], [0, 2], [2, 4]]
+    targets = split.train_targets(users, 2, ends, last_only=True)
+    assert targets.tolist() == [[0, 2], [0, 3], [0, 4], [0, 4], [0, 6]]
+    # one sample per user: its training input (the last max_len items), a
+    # target at every position; the first target (item 2) falls out of the window
+    users, ends = split.train_samples("users")
+    assert split.train_inputs(users, ends).tolist() == [[2, 3], [2, 4]]
+    assert split.train_targets(users, 2, ends).tolist() == [[3, 4], [4, 6]]
 
 
 def test_right_aligned_keeps_last_items():

@@ -210,3 +210,33 @@ def test_a_folder_without_its_checkpoint_starts_clean(tiny, tmp_path):
     train(cfg, tmp_path / "run", progress=False)
     epochs = [r["epoch"] for r in epoch_records(tmp_path / "run")]
     assert epochs == list(range(cfg.train.epochs))
+
+
+@pytest.mark.parametrize("loss", ["ce", "bce"])
+def test_prefix_samples_give_the_window_loss_with_positions_from_start(loss):
+    """With positions counted from the start, causal attention and no dropout,
+    one window per user is exactly RecBole's per-prefix samples: over the same
+    targets the mean next-item loss is the same (the samples differ only in
+    batching and dropout draws)."""
+    from elcrec.data import Split, synthetic
+    from elcrec.model import ELCRec
+
+    data = synthetic(60, 40, 3, seed=4)
+    split = Split(data, max_len=int(data.lengths.max()))  # no window cuts a target off
+    cfg = RunConfig().replace(
+        **{"model.variant": "sasrec", "model.loss": loss, "model.n_layers": 2},
+        **{"model.dropout": 0.0, "model.positions": "from_start"},
+    )
+    torch.manual_seed(0)
+    model = ELCRec(data.n_items, split.max_len, cfg.model).eval()
+    values = []
+    for kind in ("users", "prefixes"):
+        users, ends = split.train_samples(kind)
+        items = split.train_inputs(users, ends)
+        pos = split.train_targets(users, items.shape[1], ends, last_only=kind == "prefixes")
+        # BCE: the same negative for the same (user, target position)
+        neg = np.where(pos > 0, (pos * 7 + users[:, None]) % data.n_items + 1, 0)
+        t = [torch.from_numpy(x) for x in (items, pos, neg)]
+        with torch.no_grad():
+            values.append(float(model.losses(*t, None)["next_item"]))
+    assert values[0] == pytest.approx(values[1], rel=1e-5)

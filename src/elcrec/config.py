@@ -28,6 +28,7 @@ CHOICES = {
     "history_mask": ("neg_inf", "zero"),
     "loss": ("bce", "ce", "sampled_softmax"),
     "positions": ("from_end", "from_start"),
+    "samples": ("users", "prefixes"),
     "device": ("auto", "cpu", "cuda"),
 }
 
@@ -178,6 +179,10 @@ class TrainConfig:
     # so a batch is padded to its own longest sequence, not to T.
     # 0 = every batch padded to T (the authors' way).
     bucket_batches: int = 32
+    # Training samples (Split.train_samples): "users", one window per user with
+    # a target at every position, or "prefixes", one sample per target with
+    # the loss at its last position (RecBole's; about 3x the work per epoch).
+    samples: str = "users"
     # Encoder passes per step: 5 = the authors' (views encoded again for the
     # intent CL), 3 = the two views shared by both contrasts.
     encoder_passes: int = 3

@@ -451,16 +451,26 @@ class Split:
             self.data.flat, self.starts[users], self.ends[users] - cut, self.max_len, width
         )
 
+    def train_inputs(self, users: np.ndarray, ends: np.ndarray, width: int | None = None):
+        """Right-aligned inputs of the training samples ending at ``ends``."""
+        return right_aligned(self.data.flat, self.starts[users], ends, self.max_len, width)
+
     def targets(self, users: np.ndarray, stage: str) -> np.ndarray:
         if stage == "train":
             raise ValueError("training targets are per position: use train_targets()")
         return self.data.flat[self.ends[users] - (2 if stage == "valid" else 1)]
 
-    def train_targets(self, users: np.ndarray, width: int) -> np.ndarray:
-        """Next item at every training input position (seq[1:-2]), aligned with inputs()."""
-        return right_aligned(
-            self.data.flat, self.starts[users] + 1, self.ends[users] - 2, self.max_len, width
-        )
+    def train_targets(
+        self, users: np.ndarray, width: int, ends: np.ndarray | None = None, last_only: bool = False
+    ) -> np.ndarray:
+        """Next item at every training input position (seq[1:-2]), aligned with
+        inputs(); for samples ending at ``ends`` (see train_samples), the items
+        at those ends; ``last_only`` keeps the last column's target only."""
+        ends = self.ends[users] - 3 if ends is None else ends
+        out = right_aligned(self.data.flat, self.starts[users] + 1, ends + 1, self.max_len, width)
+        if last_only:
+            out[:, :-1] = 0
+        return out
 
     def history(self, users: np.ndarray, stage: str) -> tuple[np.ndarray, np.ndarray]:
         """(row, item) pairs of the items to exclude when ranking for this stage:
@@ -489,27 +499,49 @@ class Split:
         return np.where(targets > 0, neg, 0)
 
     # Batches ------------------------------------------------------------------ #
-    def train_batches(
-        self, batch_size: int, seed: int, epoch: int, bucket_batches: int
-    ) -> list[np.ndarray]:
-        """This epoch's batches of user indices; deterministic in (seed, epoch).
+    def train_samples(self, kind: str = "users") -> tuple[np.ndarray, np.ndarray]:
+        """(user, end) of every training sample: its input is the user's items
+        flat[start:end] (the last max_len of them).
 
-        With bucket_batches > 0 users are shuffled, then sorted by length inside
-        pools of bucket_batches batches, so each batch holds similar lengths;
-        the batch order is shuffled again.
+        * ``users``: one sample per user, its whole training input seq[:-3],
+          with a target at every position (SASRec's and the authors' way);
+        * ``prefixes``: one sample per training target seq[i] (i = 1 .. len-3),
+          its input the items before it, the loss at the last position only
+          (RecBole's way: every target gets its own window, batch slot and
+          dropout draw, and targets beyond the last max_len items still train).
+        """
+        users = self.train_users
+        if kind == "users":
+            return users, self.ends[users] - 3
+        if kind != "prefixes":
+            raise ValueError(f"unknown sample kind {kind!r}")
+        counts = self.ends[users] - 3 - self.starts[users]
+        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return np.repeat(users, counts), np.repeat(self.starts[users] + 1, counts) + within
+
+    def train_batches(
+        self, batch_size: int, seed: int, epoch: int, bucket_batches: int, samples: str = "users"
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """This epoch's batches of training samples, each (users, ends) as in
+        train_samples; deterministic in (seed, epoch).
+
+        With bucket_batches > 0 samples are shuffled, then sorted by length
+        inside pools of bucket_batches batches, so each batch holds similar
+        lengths; the batch order is shuffled again.
         """
         rng = np.random.default_rng([seed, epoch, 7])
-        users = rng.permutation(self.train_users)
+        users, ends = self.train_samples(samples)
+        order = rng.permutation(len(users))
         if bucket_batches > 0:
-            lengths = np.minimum(self.ends[users] - self.starts[users] - 3, self.max_len)
+            lengths = np.minimum(ends - self.starts[users], self.max_len)[order]
             pool = batch_size * bucket_batches
-            for lo in range(0, len(users), pool):
-                chunk = users[lo : lo + pool]
-                users[lo : lo + pool] = chunk[np.argsort(lengths[lo : lo + pool], kind="stable")]
-        batches = [users[i : i + batch_size] for i in range(0, len(users), batch_size)]
+            for lo in range(0, len(order), pool):
+                chunk = order[lo : lo + pool]
+                order[lo : lo + pool] = chunk[np.argsort(lengths[lo : lo + pool], kind="stable")]
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         if bucket_batches > 0:
             batches = [batches[i] for i in rng.permutation(len(batches))]
-        return batches
+        return [(users[b], ends[b]) for b in batches]
 
     def eval_batches(self, batch_size: int, stage: str) -> Iterator[np.ndarray]:
         """All users, in batches of similar input length (order does not change metrics)."""
@@ -519,11 +551,14 @@ class Split:
         for i in range(0, len(order), batch_size):
             yield order[i : i + batch_size]
 
-    def train_views(self, users: np.ndarray, rng, ratios: tuple[float, float, float]) -> np.ndarray:
-        """One augmented view of each user's full training input (crop, mask or
-        reorder, chosen uniformly), right-aligned and cut to the last max_len."""
-        starts, ends = self.starts[users], self.ends[users] - 3
-        return augment(self.data.flat, starts, ends, rng, ratios, self.max_len)
+    def train_views(
+        self, users: np.ndarray, rng, ratios: tuple[float, float, float], ends=None
+    ) -> np.ndarray:
+        """One augmented view of each user's full training input, or of the
+        samples ending at ``ends`` (crop, mask or reorder, chosen uniformly),
+        right-aligned and cut to the last max_len."""
+        ends = self.ends[users] - 3 if ends is None else ends
+        return augment(self.data.flat, self.starts[users], ends, rng, ratios, self.max_len)
 
 
 def augment(

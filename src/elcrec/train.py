@@ -290,21 +290,23 @@ class Run:
         cfg = self.cfg
         model.train()
         rng = np.random.default_rng([cfg.train.seed, epoch, 1])
+        samples = cfg.train.samples
         batches = split.train_batches(
-            cfg.train.batch_size, cfg.train.seed, epoch, cfg.train.bucket_batches
+            cfg.train.batch_size, cfg.train.seed, epoch, cfg.train.bucket_batches, samples
         )
         ratios = (cfg.model.crop_ratio, cfg.model.mask_ratio, cfg.model.reorder_ratio)
         sums: dict[str, float] = {}
         bar = _progress(batches, f"epoch {epoch}", progress)
-        for users in bar:
-            items = split.inputs(users, "train")
+        for users, ends in bar:
+            items = split.train_inputs(users, ends)
             items = data_mod.pad_left(items, model.width_for(items.shape[1]))
-            pos = split.train_targets(users, items.shape[1])
+            last_only = samples == "prefixes"
+            pos = split.train_targets(users, items.shape[1], ends, last_only)
             neg = split.sample_negatives(users, pos, rng)
             views = None
             if model.seq_cl:
-                v1 = split.train_views(users, rng, ratios)
-                v2 = split.train_views(users, rng, ratios)
+                v1 = split.train_views(users, rng, ratios, ends)
+                v2 = split.train_views(users, rng, ratios, ends)
                 w = model.width_for(max(v1.shape[1], v2.shape[1]))
                 both = np.concatenate([data_mod.pad_left(v1, w), data_mod.pad_left(v2, w)])
                 views = torch.from_numpy(both).to(device)
