@@ -43,9 +43,9 @@ def command() -> str:
     return "python " + " ".join(shlex.quote(a) for a in sys.argv)
 
 
-def write_results(name: str, payload: dict, markdown: str) -> None:
+def write_results(name: str, payload: dict, markdown: str, folder: Path = RESULTS) -> None:
     from elcrec._io import atomic_write_text
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(RESULTS / f"{name}.json", json.dumps(payload, indent=2) + "\n")
-    atomic_write_text(RESULTS / f"{name}.md", markdown)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / f"{name}.json", json.dumps(payload, indent=2) + "\n")
+    atomic_write_text(folder / f"{name}.md", markdown)

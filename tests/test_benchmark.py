@@ -114,3 +114,36 @@ def test_published_numbers_match_the_reference_file():
 def test_unknown_model_is_a_clear_error():
     with pytest.raises(Exception, match="unknown model 'GRU4Rec'"):
         benchmark.Cell("GRU4Rec", "beauty", 1).config("paper", {})
+
+
+def test_compare_runs_lists_the_options_that_differ_and_each_runs_result(tmp_path, tiny):
+    """benchmarks/compare_runs.py on two tiny runs: one window per user and
+    RecBole's per-prefix samples (which also trains end to end here)."""
+    import subprocess
+    import sys
+
+    from elcrec import train
+
+    runs = {}
+    for samples in ("users", "prefixes"):
+        cfg = tiny(**{"train.samples": samples, "model.positions": "from_start"})
+        train(cfg, tmp_path / samples, progress=False)
+        runs[samples] = tmp_path / samples
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_runs.py"
+    args = [f"{label}={folder}" for label, folder in runs.items()]
+    out = tmp_path / "tables"
+    cmd = [sys.executable, str(script), "--tag", "t", "--title", "T", "--out", str(out), *args]
+    subprocess.run(cmd, check=True, capture_output=True)
+    payload = json.loads((out / "t.json").read_text())
+    assert payload["options_that_differ"] == {
+        "users": {"train.samples": "users"},
+        "prefixes": {"train.samples": "prefixes"},
+    }
+    for label, folder in runs.items():
+        run = payload["runs"][label]
+        expected = json.loads((folder / "test_metrics.json").read_text())["test"]
+        assert run["epochs_run"] == 2 and run["finished"]
+        assert run["test"] == {m: round(expected[m], 4) for m in METRICS}
+    assert "| prefixes | prefixes |" in (out / "t.md").read_text()
+    bad = subprocess.run([*cmd[:-2], "no-equals-sign"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "LABEL=RUN_DIR" in bad.stderr
