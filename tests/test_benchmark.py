@@ -6,6 +6,7 @@ import math
 import statistics
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from elcrec import benchmark
@@ -147,3 +148,54 @@ def test_compare_runs_lists_the_options_that_differ_and_each_runs_result(tmp_pat
     assert "| prefixes | prefixes |" in (out / "t.md").read_text()
     bad = subprocess.run([*cmd[:-2], "no-equals-sign"], capture_output=True, text=True)
     assert bad.returncode == 2 and "LABEL=RUN_DIR" in bad.stderr
+
+
+def _script(name):
+    import importlib.util
+    import sys
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(folder))
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_authors_masking_lets_a_repeated_target_in_when_scores_are_negative():
+    """The authors' evaluation sets history scores to 0: a repeated target
+    then outranks every negatively scored item; excluding history does not."""
+    import torch
+
+    from elcrec.evaluate import metrics_from_ranks, target_ranks
+
+    rt = _script("repeat_targets")
+    n = 30  # columns: 0 = padding, items 1..29
+    negative = -np.arange(1, n + 1, dtype=np.float64)[None, :] / n  # all below 0, item 1 best
+    negative[:, 0] = -5.0  # the padding column (the authors score it too)
+    # user 0 saw items 3 and 7 and its target is item 7 (a repeat)
+    rows, cols = np.array([0, 0]), np.array([3, 7])
+    top = rt.authors_top20(negative, rows, cols)
+    assert set(top[0, :2]) == {3, 7}  # the two history items, at 0, lead the list
+    position = rt.hit_positions(top, np.array([7]))
+    assert position[0] in (0, 1)
+    ranks = target_ranks(
+        torch.tensor(negative[:, 1:]),
+        torch.tensor([6]),
+        (torch.tensor(rows), torch.tensor(cols - 1)),
+    )
+    assert metrics_from_ranks(ranks.numpy())["HR@20"] == 0.0
+    # With every score positive the zeros sink: the authors' list is the plain top 20
+    positive = 2 + negative  # items 1..29 above 0, padding still below
+    top = rt.authors_top20(positive, rows, cols)
+    assert top[0].tolist() == [i for i in range(1, n) if i not in (3, 7)][:20]
+    target = np.array([12])  # a new item, 10th best once 3 and 7 are out
+    got = rt.metrics_from_positions(rt.hit_positions(top, target))
+    ranks = target_ranks(
+        torch.tensor(positive[:, 1:]),
+        torch.tensor([11]),
+        (torch.tensor(rows), torch.tensor(cols - 1)),
+    )
+    want = metrics_from_ranks(ranks.numpy())
+    assert got == pytest.approx({m: want[m] for m in got})
+    assert got["HR@5"] == 0.0 and got["HR@20"] == 1.0
