@@ -29,7 +29,7 @@ from common import command, environment, write_results  # noqa: E402
 
 from elcrec import Recommender  # noqa: E402
 from elcrec.data import Split  # noqa: E402
-from elcrec.evaluate import metrics_from_ranks, target_ranks  # noqa: E402
+from elcrec.evaluate import metrics_from_ranks, rank_all  # noqa: E402
 
 METRICS = ("HR@5", "HR@20", "NDCG@5", "NDCG@20")
 
@@ -53,14 +53,10 @@ def hit_positions(top20: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 
 def metrics_from_positions(position: np.ndarray) -> dict[str, float]:
-    """HR@k and NDCG@k as the authors' recall_at_k / ndcg_k compute them for
-    one answer per user."""
-    out = {}
-    for k in (5, 20):
-        inside = (position >= 0) & (position < k)
-        out[f"HR@{k}"] = float(inside.mean())
-        out[f"NDCG@{k}"] = float(np.where(inside, 1 / np.log2(position + 2.0), 0.0).mean())
-    return out
+    """HR@k and NDCG@k of top-20 positions (-1 = not in the list), as the
+    authors' recall_at_k / ndcg_k give them for one answer per user: a
+    position is a rank, and a miss ranks beyond the list."""
+    return metrics_from_ranks(np.where(position >= 0, position, 20))
 
 
 @torch.no_grad()
@@ -69,7 +65,7 @@ def measure(run_dir: Path, batch: int = 1024) -> dict:
     split = Split(rec.data, rec.cfg.data.max_len)
     model = rec.model
     n_users = rec.data.n_users
-    ours = np.empty(n_users, dtype=np.int64)
+    ours = rank_all(model, split, "test")  # history excluded: the project's evaluation
     position = np.empty(n_users, dtype=np.int64)
     positives = np.empty(n_users, dtype=np.int64)
     repeated = np.zeros(n_users, dtype=bool)
@@ -80,12 +76,8 @@ def measure(run_dir: Path, batch: int = 1024) -> dict:
         scores = (model.user_vectors(items) @ weight.T).numpy()  # (B, N + 1)
         rows, cols = split.history(users, "test")
         targets = split.targets(users, "test")
-        repeated[users] = [t in set(cols[rows == r]) for r, t in enumerate(targets)]
+        repeated[users] = np.bincount(rows[cols == targets[rows]], minlength=len(users)) > 0
         positives[users] = (scores[:, 1:] > 0).sum(axis=1)
-        hist = (torch.from_numpy(rows), torch.from_numpy(cols - 1))
-        ours[users] = target_ranks(
-            torch.from_numpy(scores[:, 1:].copy()), torch.from_numpy(targets - 1), hist
-        ).numpy()
         position[users] = hit_positions(authors_top20(scores, rows, cols), targets)
     exclusion = metrics_from_ranks(ours)
     authors = metrics_from_positions(position)

@@ -467,10 +467,11 @@ class Split:
         inputs(); for samples ending at ``ends`` (see train_samples), the items
         at those ends; ``last_only`` keeps the last column's target only."""
         ends = self.ends[users] - 3 if ends is None else ends
-        out = right_aligned(self.data.flat, self.starts[users] + 1, ends + 1, self.max_len, width)
         if last_only:
-            out[:, :-1] = 0
-        return out
+            out = np.zeros((len(users), width), dtype=np.int64)
+            out[:, -1] = self.data.flat[ends]
+            return out
+        return right_aligned(self.data.flat, self.starts[users] + 1, ends + 1, self.max_len, width)
 
     def history(self, users: np.ndarray, stage: str) -> tuple[np.ndarray, np.ndarray]:
         """(row, item) pairs of the items to exclude when ranking for this stage:

@@ -291,6 +291,7 @@ class Run:
         model.train()
         rng = np.random.default_rng([cfg.train.seed, epoch, 1])
         samples = cfg.train.samples
+        last_only = samples == "prefixes"  # a prefix sample's loss sits at its last position
         batches = split.train_batches(
             cfg.train.batch_size, cfg.train.seed, epoch, cfg.train.bucket_batches, samples
         )
@@ -300,7 +301,6 @@ class Run:
         for users, ends in bar:
             items = split.train_inputs(users, ends)
             items = data_mod.pad_left(items, model.width_for(items.shape[1]))
-            last_only = samples == "prefixes"
             pos = split.train_targets(users, items.shape[1], ends, last_only)
             neg = split.sample_negatives(users, pos, rng)
             views = None
