@@ -92,6 +92,46 @@ def test_prefix_samples_by_hand(small):
     assert split.train_targets(users, 2, ends).tolist() == [[3, 4], [4, 6]]
 
 
+def test_same_target_partners_by_hand(small):
+    """Training targets: user 0's items 2, 3, 4 (flat 1..3), user 2's 4, 6
+    (flat 10, 11).  Only item 4 is the target of two samples."""
+    split = Split(small, max_len=4)
+    users, ends = split.train_samples("prefixes")
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        p_users, p_ends = split.same_target_partners(ends, rng)
+        assert p_users.tolist() == [0, 0, 2, 0, 2]
+        assert p_ends.tolist() == [1, 2, 10, 3, 11]
+    with pytest.raises(ValueError, match="not a training target"):
+        split.same_target_partners(np.array([4]), rng)  # item 5 is user 0's validation target
+
+
+def test_same_target_partners_are_other_training_samples_drawn_uniformly():
+    data = synthetic(300, 40, 4, seed=3)  # small catalogue: large groups
+    split = Split(data, 50)
+    users, ends = split.train_samples("prefixes")
+    training = set(zip(users.tolist(), ends.tolist()))
+    flat = data.flat
+    rng = np.random.default_rng(1)
+    counts = np.bincount(flat[ends], minlength=data.n_items + 1)
+    draws = [split.same_target_partners(ends, rng) for _ in range(200)]
+    for p_users, p_ends in draws[:3]:
+        assert (flat[p_ends] == flat[ends]).all()
+        assert set(zip(p_users.tolist(), p_ends.tolist())) <= training
+        assert ((p_ends != ends) == (counts[flat[ends]] > 1)).all()
+    # item 9 is the target of three samples: each draws the two others evenly
+    three = Interactions.from_sequences(
+        [0, 1, 2], [[1, 9, 2, 3, 4], [5, 9, 6, 7, 8], [8, 9, 2, 1, 5]]
+    )
+    split = Split(three, 50)
+    ends = np.array([1, 6, 11])  # the flat positions of the three 9s
+    picks = np.stack([split.same_target_partners(ends, rng)[1] for _ in range(400)])
+    for row, end in enumerate(ends):
+        others = sorted(set(ends.tolist()) - {int(end)})
+        assert sorted(set(picks[:, row].tolist())) == others
+        assert abs((picks[:, row] == others[0]).mean() - 0.5) < 0.1
+
+
 def test_right_aligned_keeps_last_items():
     flat = np.arange(1, 11)
     m = right_aligned(flat, np.array([0, 5, 9]), np.array([5, 9, 9]), max_len=3)

@@ -61,6 +61,7 @@ def test_paper_style_options_train(tiny, tmp_path):
             "model.intent_positive": "view",
             "model.push_norm": "off_diagonal",
             "model.fusion": "concat",
+            "model.views": "same_target",
             "train.epochs": 1,
         }
     )

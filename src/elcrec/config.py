@@ -29,6 +29,7 @@ CHOICES = {
     "loss": ("bce", "ce", "sampled_softmax"),
     "positions": ("from_end", "from_start"),
     "samples": ("users", "prefixes"),
+    "views": ("augment", "same_target"),
     "device": ("auto", "cpu", "cuda"),
 }
 
@@ -161,6 +162,11 @@ class ModelConfig:
     push_norm: str = "all_pairs"  # the code averages over all k^2 pairs
     # the paper's pull toward every center, the nearest only, or a Sinkhorn-balanced soft one
     cluster_pull: str = "all"
+    # The two contrastive views of a training sample: "augment" = two random
+    # crop / mask / reorder views (the paper's); "same_target" = the sample
+    # itself and another training sample with the same next item (DuoRec's
+    # supervised positive; itself again, under new dropout, if none exists).
+    views: str = "augment"
     # Augmentation ratios (crop keeps tao, mask hides gamma, reorder shuffles beta).
     crop_ratio: float = 0.2
     mask_ratio: float = 0.7

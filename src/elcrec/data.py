@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -519,6 +520,38 @@ class Split:
         counts = self.ends[users] - 3 - self.starts[users]
         within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         return np.repeat(users, counts), np.repeat(self.starts[users] + 1, counts) + within
+
+    @cached_property
+    def _target_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every training target's flat position, grouped by item: (positions
+        sorted by item, first index of each item's group, group sizes, each
+        position's rank inside its group or -1 if it is not a training target)."""
+        flat = self.data.flat
+        _, targets = self.train_samples("prefixes")  # every training target once
+        by_item = targets[np.argsort(flat[targets], kind="stable")]
+        items = flat[by_item]
+        bounds = np.arange(self.data.n_items + 2)
+        first = np.searchsorted(items, bounds[:-1])
+        size = np.searchsorted(items, bounds[1:]) - first
+        rank = np.full(len(flat), -1, dtype=np.int64)
+        rank[by_item] = np.arange(len(by_item)) - first[items]
+        return by_item, first, size, rank
+
+    def same_target_partners(self, ends: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+        """(users, ends) of one other training sample per sample with the same
+        next item flat[end], drawn uniformly among them; the sample itself when
+        no other training target is that item.  Only training targets are
+        drawn, so no validation or test item leaks in."""
+        by_item, first, size, rank = self._target_groups
+        items = self.data.flat[ends]
+        own, n = rank[ends], size[items]
+        if (own < 0).any():
+            raise ValueError("same_target_partners: an end is not a training target")
+        k = (rng.random(len(ends)) * np.maximum(n - 1, 1)).astype(np.int64)
+        k = np.where(n > 1, k + (k >= own), own)  # skip the sample itself
+        partner = by_item[first[items] + k]
+        users = np.searchsorted(self.ends, partner, side="right")
+        return users, partner
 
     def train_batches(
         self, batch_size: int, seed: int, epoch: int, bucket_batches: int, samples: str = "users"

@@ -305,8 +305,12 @@ class Run:
             neg = split.sample_negatives(users, pos, rng)
             views = None
             if model.seq_cl:
-                v1 = split.train_views(users, rng, ratios, ends)
-                v2 = split.train_views(users, rng, ratios, ends)
+                if cfg.model.views == "same_target":
+                    v1 = split.train_inputs(users, ends)
+                    v2 = split.train_inputs(*split.same_target_partners(ends, rng))
+                else:
+                    v1 = split.train_views(users, rng, ratios, ends)
+                    v2 = split.train_views(users, rng, ratios, ends)
                 w = model.width_for(max(v1.shape[1], v2.shape[1]))
                 both = np.concatenate([data_mod.pad_left(v1, w), data_mod.pad_left(v2, w)])
                 views = torch.from_numpy(both).to(device)
