@@ -306,8 +306,7 @@ class Run:
             views = None
             if model.seq_cl:
                 if cfg.model.views == "same_target":
-                    v1 = split.train_inputs(users, ends)
-                    v2 = split.train_inputs(*split.same_target_partners(ends, rng))
+                    v1, v2 = split.same_target_views(users, ends, rng)
                 else:
                     v1 = split.train_views(users, rng, ratios, ends)
                     v2 = split.train_views(users, rng, ratios, ends)
