@@ -225,7 +225,9 @@ def cmd_tune(args) -> int:
             tune.load_search(args.space),
         )
         print(json.dumps(counts), file=sys.stderr)
-    command = " ".join(["elcrec", *map(shlex.quote, sys.argv[1:])])
+    # the command that runs (or resumes) the search, even when only the tables are rewritten
+    argv = [a for a in sys.argv[1:] if a != "--tables-only"]
+    command = " ".join(["elcrec", *map(shlex.quote, argv)])
     header = f"# Tuning ELCRec+ on {args.dataset} (validation only)\n\nCommand: `{command}`"
     if args.tables_only and (out / "best.json").exists():  # keep the search's command, budget
         previous = json.loads((out / "best.json").read_text())
