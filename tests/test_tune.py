@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from elcrec import benchmark, cli, tune
-from elcrec.config import PLUS_SETTINGS, ConfigError, RunConfig, preset
+from elcrec.config import PLUS_SEARCHES, PLUS_SETTINGS, ConfigError, RunConfig, preset
 from elcrec.paper import METRICS, TABLE1
 from tests.test_benchmark import PLACE
 from tests.test_benchmark import TINY as CELL
@@ -91,7 +91,7 @@ def test_choose_ignores_unfinished_trials():
 
 def test_plus_preset_holds_the_committed_choice_of_the_search():
     for dataset, options in PLUS_SETTINGS.items():
-        best = ROOT / "benchmarks" / "tune" / dataset / "best.json"
+        best = ROOT / "benchmarks" / "tune" / PLUS_SEARCHES[dataset] / "best.json"
         if not best.exists():  # the preset cites a search that is not committed
             pytest.fail(f"PLUS_SETTINGS[{dataset!r}] has no committed search at {best}")
         chosen = json.loads(best.read_text())["options"]
