@@ -95,7 +95,9 @@ def main() -> None:
         test = s["test"] or {}
         cells += [str(s["epochs_run"]), str(s["best_epoch"]), f"{s['best_valid_ndcg20']}"]
         cells += [str(s["train_s_per_epoch"])]
-        cells += [f"{test[m]:.4f}" if m in test else "(stopped)" for m in METRICS]
+        # a search trial never evaluates the test set; any other run without it was stopped
+        missing = "(no test)" if options[label].get("train.evaluate_test") is False else "(stopped)"
+        cells += [f"{test[m]:.4f}" if m in test else missing for m in METRICS]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "Validation NDCG@20 by epoch:", ""]
     for label, s in summaries.items():

@@ -126,10 +126,12 @@ def test_compare_runs_lists_the_options_that_differ_and_each_runs_result(tmp_pat
     from elcrec import train
 
     runs = {}
-    for samples in ("users", "prefixes"):
+    for label, samples, test in [("users", "users", True), ("prefixes", "prefixes", True)] + [
+        ("trial", "prefixes", False)  # as a search trial: never evaluates the test set
+    ]:
         cfg = tiny(**{"train.samples": samples, "model.positions": "from_start"})
-        train(cfg, tmp_path / samples, progress=False)
-        runs[samples] = tmp_path / samples
+        train(cfg.replace(**{"train.evaluate_test": test}), tmp_path / label, progress=False)
+        runs[label] = tmp_path / label
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_runs.py"
     args = [f"{label}={folder}" for label, folder in runs.items()]
     out = tmp_path / "tables"
@@ -137,15 +139,20 @@ def test_compare_runs_lists_the_options_that_differ_and_each_runs_result(tmp_pat
     subprocess.run(cmd, check=True, capture_output=True)
     payload = json.loads((out / "t.json").read_text())
     assert payload["options_that_differ"] == {
-        "users": {"train.samples": "users"},
-        "prefixes": {"train.samples": "prefixes"},
+        "users": {"train.evaluate_test": True, "train.samples": "users"},
+        "prefixes": {"train.evaluate_test": True, "train.samples": "prefixes"},
+        "trial": {"train.evaluate_test": False, "train.samples": "prefixes"},
     }
+    assert payload["runs"]["trial"]["test"] is None
+    assert "| trial | False | prefixes | 2 |" in (out / "t.md").read_text()
+    assert "(no test) |" in (out / "t.md").read_text()
+    del runs["trial"]
     for label, folder in runs.items():
         run = payload["runs"][label]
         expected = json.loads((folder / "test_metrics.json").read_text())["test"]
         assert run["epochs_run"] == 2 and run["finished"]
         assert run["test"] == {m: round(expected[m], 4) for m in METRICS}
-    assert "| prefixes | prefixes |" in (out / "t.md").read_text()
+    assert "| prefixes | True | prefixes |" in (out / "t.md").read_text()
     bad = subprocess.run([*cmd[:-2], "no-equals-sign"], capture_output=True, text=True)
     assert bad.returncode == 2 and "LABEL=RUN_DIR" in bad.stderr
 
