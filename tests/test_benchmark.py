@@ -126,9 +126,9 @@ def test_compare_runs_lists_the_options_that_differ_and_each_runs_result(tmp_pat
     from elcrec import train
 
     runs = {}
-    for label, samples, test in [("users", "users", True), ("prefixes", "prefixes", True)] + [
-        ("trial", "prefixes", False)  # as a search trial: never evaluates the test set
-    ]:
+    # "trial" runs as a search trial does: it never evaluates the test set
+    cases = [("users", "users", True), ("prefixes", "prefixes", True), ("trial", "prefixes", False)]
+    for label, samples, test in cases:
         cfg = tiny(**{"train.samples": samples, "model.positions": "from_start"})
         train(cfg.replace(**{"train.evaluate_test": test}), tmp_path / label, progress=False)
         runs[label] = tmp_path / label
