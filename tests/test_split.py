@@ -103,7 +103,8 @@ def test_same_target_partners_by_hand(small):
         assert p_users.tolist() == [0, 0, 2, 0, 2]
         assert p_ends.tolist() == [1, 2, 10, 3, 11]
     # the views: own inputs, and the partner's last items, as wide as the own
-    own, partner = split.same_target_views(users[[3, 4]], ends[[3, 4]], rng)
+    own = split.train_inputs(users[[3, 4]], ends[[3, 4]])
+    partner = split.same_target_inputs(ends[[3, 4]], rng, own.shape[1])
     assert own.tolist() == [[0, 2], [2, 4]]  # user 2's inputs before targets 4 and 6
     assert partner.tolist() == [[2, 3], [2, 4]]  # 4: user 0's [1, 2, 3], cut; 6: itself
     with pytest.raises(ValueError, match="not a training target"):

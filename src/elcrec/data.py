@@ -553,17 +553,15 @@ class Split:
         users = np.searchsorted(self.ends, partner, side="right")
         return users, partner
 
-    def same_target_views(self, users: np.ndarray, ends: np.ndarray, rng):
-        """The two views of model.views = same_target: the samples' own inputs
-        and their partners' (same_target_partners), each partner cut to its
-        last items as wide as the own inputs: a bucketed batch of short
-        prefixes would otherwise be widened to max_len by a few long
-        partners, and the encoder's cost grows with the width (4x per epoch
-        on Beauty)."""
-        own = self.train_inputs(users, ends)
+    def same_target_inputs(self, ends: np.ndarray, rng, width: int) -> np.ndarray:
+        """The second view of model.views = same_target (the first is the
+        sample's own input): each sample's partner (same_target_partners), cut
+        to its last ``width`` items, the width of the own inputs: a bucketed
+        batch of short prefixes would otherwise be widened to max_len by a few
+        long partners, and the encoder's cost grows with the width (4x per
+        epoch on Beauty)."""
         p_users, p_ends = self.same_target_partners(ends, rng)
-        width = own.shape[1]
-        return own, right_aligned(self.data.flat, self.starts[p_users], p_ends, width, width)
+        return right_aligned(self.data.flat, self.starts[p_users], p_ends, width, width)
 
     def train_batches(
         self, batch_size: int, seed: int, epoch: int, bucket_batches: int, samples: str = "users"

@@ -299,14 +299,15 @@ class Run:
         sums: dict[str, float] = {}
         bar = _progress(batches, f"epoch {epoch}", progress)
         for users, ends in bar:
-            items = split.train_inputs(users, ends)
-            items = data_mod.pad_left(items, model.width_for(items.shape[1]))
+            own = split.train_inputs(users, ends)
+            items = data_mod.pad_left(own, model.width_for(own.shape[1]))
             pos = split.train_targets(users, items.shape[1], ends, last_only)
             neg = split.sample_negatives(users, pos, rng)
             views = None
             if model.seq_cl:
                 if cfg.model.views == "same_target":
-                    v1, v2 = split.same_target_views(users, ends, rng)
+                    v1 = own
+                    v2 = split.same_target_inputs(ends, rng, own.shape[1])
                 else:
                     v1 = split.train_views(users, rng, ratios, ends)
                     v2 = split.train_views(users, rng, ratios, ends)
