@@ -146,4 +146,8 @@ def test_beyond_table_arithmetic_on_hand_made_runs(tmp_path):
         assert by[("SASRec-CE", m)]["largest_share"] == ""
     header = (tmp_path / "beyond.csv").read_text().splitlines()[0].split(",")
     assert header[:6] == ["model", "dataset", "metric", "mean", "std", "n_seeds"]
-    assert (tmp_path / "beyond.md").read_text().startswith("# b")
+    md = (tmp_path / "beyond.md").read_text()
+    assert md.startswith("# b")
+    # No ELCRec (paper preset) cell ran: its column says so, and how to fill it.
+    assert md.count("| — |") == len(METRICS)
+    assert "ELCRec `--preset paper`" in md

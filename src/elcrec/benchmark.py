@@ -367,6 +367,12 @@ def write_beyond(work: str | Path, results: str | Path, header: str) -> list[dic
                 )
             paper = paper_metric("ELCRec", dataset, metric)
             lines.append(f"| {dataset} | {metric} | {paper:.4f} | " + " | ".join(cells) + " |")
+    presets = ", ".join(f"{model} `--preset {name}`" for model, name in BEYOND_MODELS.items())
+    lines += [
+        "",
+        f"Each column's cells run under its preset ({presets}); — : no finished cell yet "
+        f"(`elcrec benchmark --preset <preset> --models <model> --datasets <dataset>` runs it).",
+    ]
     lines += ["", "Intents (mean over seeds): largest share of users, effective number", ""]
     lines += ["| dataset | model | largest share | effective intents |", "|---|---|---|---|"]
     for r in rows:
