@@ -61,8 +61,8 @@ PLUS_BASE = {
 }
 # Beauty's choice on one window per user: trial 6 of `elcrec tune --dataset
 # beauty --trials 12 --epochs 14 --patience 3` (benchmarks/tune/beauty/).
-# Sports and Toys keep it: their committed ELCRec+ runs used it, and they have
-# no per-prefix runs yet (NOTES.md section 15).
+# Sports keeps it: its committed ELCRec+ runs used it, and it has no
+# per-prefix runs yet (NOTES.md section 15).
 _WINDOW_CHOICE = {
     "model.loss": "ce",
     "model.dropout": 0.3,
@@ -75,27 +75,30 @@ _WINDOW_CHOICE = {
     "model.fusion": "shift",
     "train.batch_size": 128,
 }
+# Beauty's per-prefix choice: trial 1 of `elcrec tune --dataset beauty --space
+# benchmarks/tune/spaces/prefixes_stage1.json --trials 6 --epochs 16
+# --patience 3`: one sample per training target, as SASRec-CE; validation
+# NDCG@20 0.0785 against the window choice's 0.0713.
+_PREFIX_CHOICE = {
+    "model.loss": "ce",
+    "model.cluster_pull": "nearest",
+    "model.fusion": "shift",
+    "train.samples": "prefixes",
+    "model.positions": "from_start",
+    "model.dropout": 0.4,
+    "model.cl_weight": 0.4,
+    "model.intent_cl_weight": 0.1,
+    "model.temperature": 1.0,
+    "model.alpha": 0.0,
+    "model.n_clusters": 256,
+    "train.batch_size": 256,
+}
 PLUS_SETTINGS: dict[str, dict] = {
-    # trial 1 of `elcrec tune --dataset beauty --space
-    # benchmarks/tune/spaces/prefixes_stage1.json --trials 6 --epochs 16
-    # --patience 3`: one sample per training target, as SASRec-CE; validation
-    # NDCG@20 0.0785 against the window choice's 0.0713.
-    "beauty": {
-        "model.loss": "ce",
-        "model.cluster_pull": "nearest",
-        "model.fusion": "shift",
-        "train.samples": "prefixes",
-        "model.positions": "from_start",
-        "model.dropout": 0.4,
-        "model.cl_weight": 0.4,
-        "model.intent_cl_weight": 0.1,
-        "model.temperature": 1.0,
-        "model.alpha": 0.0,
-        "model.n_clusters": 256,
-        "train.batch_size": 256,
-    },
+    "beauty": _PREFIX_CHOICE,
     "sports": _WINDOW_CHOICE,
-    "toys": _WINDOW_CHOICE,
+    # Beauty's per-prefix choice: on Toys' validation it is above the window
+    # choice's committed runs (NOTES.md section 16).
+    "toys": _PREFIX_CHOICE,
     # trial 4 of `elcrec tune --dataset yelp --space benchmarks/tune/spaces/yelp_stage1.json
     # --trials 6 --epochs 12 --patience 3` (on a GPU): Beauty's choice peaks at
     # epoch 3-4 on Yelp; more dropout, stronger contrasts, 64 intents.
@@ -114,7 +117,12 @@ PLUS_SETTINGS: dict[str, dict] = {
 }
 # The search each dataset's options come from: benchmarks/tune/<folder>/best.json
 # (a test checks that PLUS_SETTINGS holds its choice).
-PLUS_SEARCHES = {"beauty": "beauty_prefixes", "sports": "beauty", "toys": "beauty", "yelp": "yelp"}
+PLUS_SEARCHES = {
+    "beauty": "beauty_prefixes",
+    "sports": "beauty",
+    "toys": "beauty_prefixes",
+    "yelp": "yelp",
+}
 PLUS_PATIENCE = 10  # the softmax loss peaks within ~20 epochs (measured)
 
 
