@@ -371,7 +371,7 @@ def write_beyond(work: str | Path, results: str | Path, header: str) -> list[dic
     lines += [
         "",
         f"Each column's cells run under its preset ({presets}); — : no finished cell yet "
-        f"(`elcrec benchmark --preset <preset> --models <model> --datasets <dataset>` runs it).",
+        "(`elcrec benchmark --preset <preset> --models <model> --datasets <dataset>` runs it).",
     ]
     lines += ["", "Intents (mean over seeds): largest share of users, effective number", ""]
     lines += ["| dataset | model | largest share | effective intents |", "|---|---|---|---|"]
