@@ -343,15 +343,34 @@ def beyond(work: str | Path) -> list[dict]:
     return out
 
 
-def write_beyond(work: str | Path, results: str | Path, header: str) -> list[dict]:
+def beyond_commands(datasets=("beauty", "sports", "toys", "yelp"), seeds=(1, 2, 3)) -> list[str]:
+    """One `elcrec benchmark` command per column of beyond.md."""
+    return [
+        f"elcrec benchmark --preset {name} --models {model} --datasets {' '.join(datasets)} "
+        f"--seeds {' '.join(map(str, seeds))}"
+        for model, name in BEYOND_MODELS.items()
+    ]
+
+
+def write_beyond(work: str | Path, results: str | Path) -> list[dict]:
     """beyond.{csv,md} from the finished cells of the three presets (nothing
-    is written when none has finished)."""
+    is written when none has finished). The table draws on every preset's
+    cells, so its header names the commands that fill all columns, not the
+    one run that happened to rewrite it."""
     rows = beyond(work)
     if not rows:
         return rows
     results = Path(results)
     write_csv(results / "beyond.csv", rows)
-    lines = [header, "", "| dataset | metric | paper ELCRec | " + " | ".join(BEYOND_MODELS) + " |"]
+    header = [
+        "# Beyond the paper: ELCRec, SASRec-CE and ELCRec+ (means over seeds)",
+        "",
+        f"Built from the finished cells under `{work}` by any `elcrec benchmark` run "
+        "(add `--tables-only` to rewrite it without training). The commands that fill it:",
+        "",
+        *(f"    {c}" for c in beyond_commands()),
+    ]
+    lines = [*header, "", "| dataset | metric | paper ELCRec | " + " | ".join(BEYOND_MODELS) + " |"]
     lines.append("|---|---|---|" + "---|" * len(BEYOND_MODELS))
     by_key = {(r["dataset"], r["metric"], r["model"]): r for r in rows}
     for dataset in sorted({r["dataset"] for r in rows}):
@@ -371,7 +390,7 @@ def write_beyond(work: str | Path, results: str | Path, header: str) -> list[dic
     lines += [
         "",
         f"Each column's cells run under its preset ({presets}); — : no finished cell yet "
-        "(`elcrec benchmark --preset <preset> --models <model> --datasets <dataset>` runs it).",
+        "(the column's command above runs it).",
     ]
     lines += ["", "Intents (mean over seeds): largest share of users, effective number", ""]
     lines += ["| dataset | model | largest share | effective intents |", "|---|---|---|---|"]

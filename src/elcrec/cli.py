@@ -190,9 +190,7 @@ def cmd_benchmark(args) -> int:
     header = f"# Benchmark grid, preset `{args.preset}`\n\nCommand: `{command}`"
     payload = benchmark.write_tables(args.work, args.results, args.preset, header)
     print(f"{len(payload['runs'])} finished runs; tables in {args.results}/table1.md")
-    if benchmark.write_beyond(
-        args.work, args.beyond_results, header.replace("grid", "grid, beyond")
-    ):
+    if benchmark.write_beyond(args.work, args.beyond_results):
         print(f"ELCRec / SASRec-CE / ELCRec+ in {args.beyond_results}/beyond.md")
     return 0
 
