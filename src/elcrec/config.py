@@ -59,22 +59,6 @@ PLUS_BASE = {
     "model.cl_similarity": "cosine",
     "model.n_negatives": 1024,  # for loss = sampled_softmax
 }
-# Beauty's choice on one window per user: trial 6 of `elcrec tune --dataset
-# beauty --trials 12 --epochs 14 --patience 3` (benchmarks/tune/beauty/).
-# Sports keeps it: its committed ELCRec+ runs used it, and it has no
-# per-prefix runs yet (NOTES.md section 15).
-_WINDOW_CHOICE = {
-    "model.loss": "ce",
-    "model.dropout": 0.3,
-    "model.n_clusters": 256,
-    "model.alpha": 0.0,
-    "model.cl_weight": 0.2,
-    "model.intent_cl_weight": 0.05,
-    "model.temperature": 0.5,
-    "model.cluster_pull": "nearest",
-    "model.fusion": "shift",
-    "train.batch_size": 128,
-}
 # Beauty's per-prefix choice: trial 1 of `elcrec tune --dataset beauty --space
 # benchmarks/tune/spaces/prefixes_stage1.json --trials 6 --epochs 16
 # --patience 3`: one sample per training target, as SASRec-CE; validation
@@ -95,9 +79,10 @@ _PREFIX_CHOICE = {
 }
 PLUS_SETTINGS: dict[str, dict] = {
     "beauty": _PREFIX_CHOICE,
-    "sports": _WINDOW_CHOICE,
-    # Beauty's per-prefix choice: on Toys' validation it is above the window
-    # choice's committed runs (NOTES.md section 16).
+    # Beauty's per-prefix choice: on Sports' and Toys' validation it is above
+    # the runs with Beauty's window choice (benchmarks/tune/beauty/best.json;
+    # runs in benchmarks/grid/windows/plus/; NOTES.md sections 16-17).
+    "sports": _PREFIX_CHOICE,
     "toys": _PREFIX_CHOICE,
     # trial 4 of `elcrec tune --dataset yelp --space benchmarks/tune/spaces/yelp_stage1.json
     # --trials 6 --epochs 12 --patience 3` (on a GPU): Beauty's choice peaks at
@@ -119,7 +104,7 @@ PLUS_SETTINGS: dict[str, dict] = {
 # (a test checks that PLUS_SETTINGS holds its choice).
 PLUS_SEARCHES = {
     "beauty": "beauty_prefixes",
-    "sports": "beauty",
+    "sports": "beauty_prefixes",
     "toys": "beauty_prefixes",
     "yelp": "yelp",
 }
