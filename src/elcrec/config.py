@@ -77,37 +77,16 @@ _PREFIX_CHOICE = {
     "model.n_clusters": 256,
     "train.batch_size": 256,
 }
-PLUS_SETTINGS: dict[str, dict] = {
-    "beauty": _PREFIX_CHOICE,
-    # Beauty's per-prefix choice: on Sports' and Toys' validation it is above
-    # the runs with Beauty's window choice (benchmarks/tune/beauty/best.json;
-    # runs in benchmarks/grid/windows/plus/; NOTES.md sections 16-17).
-    "sports": _PREFIX_CHOICE,
-    "toys": _PREFIX_CHOICE,
-    # trial 4 of `elcrec tune --dataset yelp --space benchmarks/tune/spaces/yelp_stage1.json
-    # --trials 6 --epochs 12 --patience 3` (on a GPU): Beauty's choice peaks at
-    # epoch 3-4 on Yelp; more dropout, stronger contrasts, 64 intents.
-    "yelp": {
-        "model.loss": "ce",
-        "model.dropout": 0.5,
-        "model.n_clusters": 64,
-        "model.alpha": 0.01,
-        "model.cl_weight": 0.4,
-        "model.intent_cl_weight": 0.1,
-        "model.temperature": 0.5,
-        "model.cluster_pull": "nearest",
-        "model.fusion": "shift",
-        "train.batch_size": 256,
-    },
-}
+# It serves all four benchmarks: on Sports', Toys' and Yelp's validation it is
+# above the window-sample runs it replaced (Beauty's window choice,
+# benchmarks/tune/beauty/best.json, on Sports and Toys; trial 4 of Yelp's own
+# search, benchmarks/tune/yelp/, on Yelp, 0.0246-0.0248 against 0.0283-0.0290
+# in benchmarks/results/curves/gpu_plus_prefixes_yelp_*; those runs are in
+# benchmarks/grid/windows/plus/; NOTES.md sections 16-18).
+PLUS_SETTINGS: dict[str, dict] = {name: _PREFIX_CHOICE for name in BENCHMARKS}
 # The search each dataset's options come from: benchmarks/tune/<folder>/best.json
 # (a test checks that PLUS_SETTINGS holds its choice).
-PLUS_SEARCHES = {
-    "beauty": "beauty_prefixes",
-    "sports": "beauty_prefixes",
-    "toys": "beauty_prefixes",
-    "yelp": "yelp",
-}
+PLUS_SEARCHES = {name: "beauty_prefixes" for name in BENCHMARKS}
 PLUS_PATIENCE = 10  # the softmax loss peaks within ~20 epochs (measured)
 
 
