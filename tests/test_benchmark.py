@@ -206,3 +206,68 @@ def test_authors_masking_lets_a_repeated_target_in_when_scores_are_negative():
     want = metrics_from_ranks(ranks.numpy())
     assert got == pytest.approx({m: want[m] for m in got})
     assert got["HR@5"] == 0.0 and got["HR@20"] == 1.0
+
+
+def test_paired_runs_per_user_metrics_average_to_the_evaluator():
+    from elcrec.evaluate import metrics_from_ranks
+
+    pr = _script("paired_runs")
+    ranks = np.array([0, 1, 4, 5, 19, 20, 300])
+    per_user = pr.per_user_metrics(ranks)
+    expected = metrics_from_ranks(ranks)
+    for m in pr.METRICS:
+        assert per_user[m].mean() == pytest.approx(expected[m])
+    # by hand: rank 4 is in the top 5 at position 5, NDCG 1/log2(6)
+    assert per_user["HR@5"].tolist() == [1, 1, 1, 0, 0, 0, 0]
+    assert per_user["NDCG@5"][2] == pytest.approx(1 / math.log2(6))
+
+
+def test_paired_bootstrap_against_a_plain_loop():
+    pr = _script("paired_runs")
+    rng = np.random.default_rng(3)
+    a = rng.random(50)
+    b = a + rng.normal(0.05, 0.1, 50)
+    diff, low, high = pr.paired_bootstrap(a, b, n_boot=200, seed=7)
+    # the same draws, one resample at a time
+    draws = np.random.default_rng(7).integers(0, 50, size=(200, 50))
+    means = [statistics.fmean(b[i] - a[i] for i in row) for row in draws]
+    assert diff == pytest.approx(statistics.fmean(b - a))
+    assert (low, high) == pytest.approx(tuple(np.percentile(means, [2.5, 97.5])))
+    assert low < diff < high
+    # a constant shift has no spread: the interval is the shift itself
+    assert pr.paired_bootstrap(a, a + 0.25, n_boot=50) == pytest.approx((0.25, 0.25, 0.25))
+
+
+def test_paired_runs_compares_two_groups_of_runs(tmp_path, tiny):
+    import subprocess
+    import sys
+
+    from elcrec import train
+
+    for name, variant, seeds in (("a", "sasrec", (1, 2)), ("b", "full", (1,))):
+        for s in seeds:
+            cfg = tiny(**{"model.variant": variant, "train.seed": s})
+            train(cfg, tmp_path / name / f"seed{s}", progress=False)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "paired_runs.py"
+    out = tmp_path / "tables"
+    args = ["--tag", "t", "--boot", "20", "--out", str(out), f"A={tmp_path / 'a'}"]
+    subprocess.run(
+        [sys.executable, str(script), *args, f"B={tmp_path / 'b' / 'seed1'}"], check=True
+    )
+    payload = json.loads((out / "paired_t.json").read_text())
+    assert len(payload["first"]["runs"]) == 2 and len(payload["second"]["runs"]) == 1
+    for m in METRICS:
+        r = payload["metrics"][m]
+        tested = [
+            json.loads((tmp_path / x / "test_metrics.json").read_text())["test"][m]
+            for x in ("a/seed1", "a/seed2", "b/seed1")
+        ]
+        assert r["first"] == pytest.approx(statistics.fmean(tested[:2]))
+        assert r["second"] == pytest.approx(tested[2])
+        assert r["ci95"][0] <= r["difference"] <= r["ci95"][1]
+        assert sum(q["users"] for q in r["by_history_length"]) == 300
+    assert "| HR@20 |" in (out / "paired_t.md").read_text()
+    bad = subprocess.run(
+        [sys.executable, str(script), *args, f"B={tmp_path}"], capture_output=True, text=True
+    )
+    assert bad.returncode != 0 and "no finished run" in bad.stderr
