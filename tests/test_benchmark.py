@@ -271,3 +271,19 @@ def test_paired_runs_compares_two_groups_of_runs(tmp_path, tiny):
         [sys.executable, str(script), *args, f"B={tmp_path}"], capture_output=True, text=True
     )
     assert bad.returncode != 0 and "no finished run" in bad.stderr
+
+
+def test_intent_scoring_at_zero_shift_is_the_evaluator(tmp_path, tiny):
+    from elcrec import Recommender, train
+    from elcrec.data import Split
+    from elcrec.evaluate import rank_all
+
+    train(tiny(), tmp_path / "run", progress=False)
+    rec = Recommender.load(tmp_path / "run")
+    split = Split(rec.data, rec.cfg.data.max_len)
+    script = _script("intent_scoring")
+    plain = rank_all(rec.model, split, "valid")
+    assert np.array_equal(script.shifted_ranks(rec, split, "valid", 0.0, "pooled"), plain)
+    for nearest in ("pooled", "last"):
+        shifted = script.shifted_ranks(rec, split, "valid", 1.0, nearest)
+        assert shifted.shape == plain.shape and not np.array_equal(shifted, plain)
