@@ -23,9 +23,10 @@
 # and ckpt_<n>.tgz: the last.pt of up to 4 cells the deadline interrupted,
 # one file each (the tool returns at most 8 files of 16 MiB, so this fits
 # two groups), so that they can resume on the CPU once the machine is gone
-# (untar into the grid folder beside the cells from runs.tgz).  Measured 2026-11-28: six
-# per-target Yelp cells shared the H200 at 18-19 s (SASRec-CE) and 37-40 s
-# (ELCRec+) per epoch, only 2-2.5x faster than the 2-core CPU.
+# (untar into the grid folder beside the cells from runs.tgz).  Measured
+# 2026-11-28: six per-target Yelp cells shared the H200 at 18-19 s
+# (SASRec-CE) and 37-40 s (ELCRec+) per epoch, only 2-2.5x faster than the
+# 2-core CPU.
 set -u
 OUT=${OUT:-/tmp/gpu_out}
 GRID=${GRID:-/tmp/elcrec_grid}

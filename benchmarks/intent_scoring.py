@@ -4,9 +4,10 @@ validation metrics for a few lam (no retraining; test is not read).
 
     python benchmarks/intent_scoring.py benchmarks/grid/plus/beauty/ELCRec+/seed1 --tag beauty_seed1
 
-``--nearest pooled`` picks the center of the user's pooled representation
-(the intent `elcrec recommend` reports); ``last`` the center nearest the
-query itself (as the training-time fusion does per position).
+Two choices of center, both reported: "pooled", the center of the user's
+pooled representation (the intent `elcrec recommend` reports), and "last",
+the center nearest the query itself (as the training-time fusion picks one
+per position).
 Writes benchmarks/results/probes/intent_scoring_<tag>.{json,md}.
 """
 

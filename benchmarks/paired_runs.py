@@ -11,7 +11,8 @@ NDCG@k are averaged over the group's seeds; the difference of the means
 users are drawn for both), which says how far the choice of test users alone
 moves it.  The seed-to-seed spread, the other source of noise, is given
 beside it (the std of the per-seed means), and the difference is broken down
-by history length (quartiles of the number of items before the test item).
+by history length (the number of items before the test item, cut at its
+quartiles; tied quartiles merge groups).
 Writes benchmarks/results/paired_<tag>.{json,md}.
 """
 
@@ -165,7 +166,7 @@ def markdown(first: dict, second: dict, result: dict, n_boot: int, cmd: str) -> 
             f"| {m} | {r['first']:.4f} | {r['second']:.4f} | {r['difference']:+.4f} | {rel} | "
             f"[{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}] | {std} |"
         )
-    lines += ["", "By history length (items before the test item; quartiles of users):", ""]
+    lines += ["", "By history length (items before the test item, cut at its quartiles):", ""]
     lines += [f"| metric | history | users | {a} | {b} | difference |", "|---|---|---|---|---|---|"]
     for m, r in result.items():
         for row in r["by_history_length"]:
