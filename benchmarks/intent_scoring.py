@@ -17,7 +17,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -25,31 +24,28 @@ from common import RESULTS, command, environment, write_results  # noqa: E402
 
 from elcrec import Recommender  # noqa: E402
 from elcrec.data import Split  # noqa: E402
-from elcrec.evaluate import metrics_from_ranks, target_ranks  # noqa: E402
+from elcrec.evaluate import metrics_from_ranks, rank_all  # noqa: E402
 
 METRICS = ("HR@5", "HR@20", "NDCG@5", "NDCG@20")
 
 
 @torch.no_grad()
 def shifted_ranks(rec: Recommender, split: Split, stage: str, lam: float, nearest: str):
+    """The evaluator's ranks with each query shifted toward its intent center."""
     model = rec.model
-    emb = model.encoder.item_emb.weight[1:]
     centers = model.clusters.centers
-    ranks = np.empty(rec.data.n_users, dtype=np.int64)
-    for users in split.eval_batches(2048, stage):
-        items = torch.from_numpy(split.inputs(users, stage))
+
+    def shifted(items: torch.Tensor) -> torch.Tensor:
         q = model.user_vectors(items)
-        if lam:
-            if nearest == "pooled":
-                idx = model.intents(items)[0]
-            else:
-                idx = torch.cdist(q, centers).argmin(dim=-1)
-            q = q + lam * q.norm(dim=-1, keepdim=True) * centers[idx]
-        rows, hist = split.history(users, stage)
-        targets = torch.from_numpy(split.targets(users, stage) - 1)
-        history = (torch.from_numpy(rows), torch.from_numpy(hist - 1))
-        ranks[users] = target_ranks(q @ emb.T, targets, history).numpy()
-    return ranks
+        if not lam:
+            return q
+        if nearest == "pooled":
+            idx = model.intents(items)[0]
+        else:
+            idx = torch.cdist(q, centers).argmin(dim=-1)
+        return q + lam * q.norm(dim=-1, keepdim=True) * centers[idx]
+
+    return rank_all(model, split, stage, queries=shifted)
 
 
 def main() -> None:

@@ -32,14 +32,10 @@ METRICS = ("HR@5", "HR@20", "NDCG@5", "NDCG@20")
 
 
 def per_user_metrics(ranks: np.ndarray) -> dict[str, np.ndarray]:
-    """Each user's contribution to HR@k and NDCG@k (0-based target ranks): the
-    means of these arrays are ``evaluate.metrics_from_ranks``."""
-    ranks = np.asarray(ranks, dtype=np.float64)
-    out = {}
-    for k in (5, 20):
-        hit = ranks < k
-        out[f"HR@{k}"] = hit.astype(np.float64)
-        out[f"NDCG@{k}"] = np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0)
+    """Each user's HR@k and NDCG@k for the compared metrics (the evaluator's)."""
+    from elcrec.evaluate import per_user_metrics as evaluator
+
+    out = evaluator(ranks)
     return {m: out[m] for m in METRICS}
 
 

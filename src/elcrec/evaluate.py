@@ -33,15 +33,21 @@ def target_ranks(
     return (scores >= target_score).sum(dim=1) - 1
 
 
-def metrics_from_ranks(ranks: np.ndarray, ks=KS) -> dict[str, float]:
+def per_user_metrics(ranks: np.ndarray, ks=KS) -> dict[str, np.ndarray]:
+    """Each user's HR@k, NDCG@k and reciprocal rank (0-based target ranks);
+    their means are the reported metrics (paired comparisons need them per user)."""
     ranks = np.asarray(ranks, dtype=np.float64)
     out = {}
     for k in ks:
         hit = ranks < k
-        out[f"HR@{k}"] = float(hit.mean())
-        out[f"NDCG@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean())
-    out["MRR"] = float((1.0 / (ranks + 1.0)).mean())
+        out[f"HR@{k}"] = hit.astype(np.float64)
+        out[f"NDCG@{k}"] = np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0)
+    out["MRR"] = 1.0 / (ranks + 1.0)
     return out
+
+
+def metrics_from_ranks(ranks: np.ndarray, ks=KS) -> dict[str, float]:
+    return {name: float(values.mean()) for name, values in per_user_metrics(ranks, ks).items()}
 
 
 @torch.no_grad()
@@ -60,12 +66,21 @@ def evaluate(
 
 @torch.no_grad()
 def rank_all(
-    model, split, stage, batch_size=2048, history_mask="neg_inf", device="cpu", score_chunk=256
+    model,
+    split,
+    stage,
+    batch_size=2048,
+    history_mask="neg_inf",
+    device="cpu",
+    score_chunk=256,
+    queries=None,
 ):
     """Target rank of every user.  Scores are computed item-major (items x users)
     in chunks of ``score_chunk`` users: the skinny (d = 64) product is several
     times faster that way on CPU, and a chunk of scores stays in cache while it
-    is masked and compared."""
+    is masked and compared.  ``queries(items)`` replaces ``model.user_vectors``
+    (for probes that score with another query vector)."""
+    queries = queries or model.user_vectors
     was_training = model.training
     model.eval()
     ranks = np.empty(split.data.n_users, dtype=np.int64)
@@ -73,12 +88,12 @@ def rank_all(
     for users in split.eval_batches(batch_size, stage):
         # Scoring reads the last position only, which padding never changes.
         items = torch.from_numpy(split.inputs(users, stage)).to(device)
-        queries = model.user_vectors(items)
+        q = queries(items)
         rows, hist = split.history(users, stage)
         targets = torch.from_numpy(split.targets(users, stage) - 1).to(device)
         for lo in range(0, len(users), score_chunk):
             hi = min(lo + score_chunk, len(users))
-            scores = (item_emb @ queries[lo:hi].T).T  # (chunk, N) view of item-major scores
+            scores = (item_emb @ q[lo:hi].T).T  # (chunk, N) view of item-major scores
             sel = (rows >= lo) & (rows < hi)
             history = (
                 torch.from_numpy(rows[sel] - lo).to(device),
