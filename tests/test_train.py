@@ -116,6 +116,20 @@ def test_resume_gives_the_same_result_as_one_go(tiny, tmp_path):
         assert a == pytest.approx(b, rel=1e-4)
 
 
+def test_resume_without_the_best_weights_fails_before_training(tiny, tmp_path):
+    """A folder brought back with last.pt but not best.pt cannot finish its test pass."""
+    cfg = tiny(**{"train.epochs": 4})
+    run_dir = tmp_path / "run"
+    assert Run(cfg, run_dir).fit(progress=False, max_epochs=2)["unfinished"]
+    (run_dir / "best.pt").unlink()
+    epochs_before = len((run_dir / "metrics.jsonl").read_text().splitlines())
+    with pytest.raises(ConfigError, match=r"best\.pt is missing.*best epoch"):
+        Run(cfg, run_dir).fit(progress=False)
+    # nothing was trained or overwritten
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == epochs_before
+    assert (run_dir / "last.pt").exists() and not (run_dir / "test_metrics.json").exists()
+
+
 def test_killed_process_resumes_to_the_same_result(tiny, tmp_path):
     """Kill a training process mid-run (SIGKILL), resume it, compare with one go."""
     cfg = tiny(**{"train.epochs": 6, "data.synthetic_users": 600})

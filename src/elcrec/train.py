@@ -204,6 +204,15 @@ class Run:
             if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state(ckpt["cuda_rng"].cpu(), device)
             state = ckpt["state"]
+            if state["best_epoch"] >= 0 and not (self.dir / "best.pt").exists():
+                # The test pass at the end needs the best epoch's weights; say so
+                # now rather than after the remaining epochs (a folder copied
+                # back with last.pt alone, e.g. from a GPU machine).
+                raise ConfigError(
+                    f"{self.dir / 'best.pt'} is missing: last.pt records a best epoch "
+                    f"({state['best_epoch']}) whose weights are gone; copy best.pt back "
+                    "or start the run afresh"
+                )
             _truncate_metrics(self.dir / "metrics.jsonl", state["epoch"])
         else:
             # A fresh start (e.g. a folder copied without its checkpoint) keeps
