@@ -19,14 +19,17 @@
 # The cells live in $GRID (default /tmp/elcrec_grid, outside the copied tree),
 # so a second call on the still-warm machine resumes them from their
 # checkpoints.  Back under $OUT: runs.tgz (configs, metrics, logs; no
-# checkpoints), grid<N>.log per group and gpu.log (utilisation every 10 s),
-# and ckpt_<n>.tgz: the last.pt of up to 4 cells the deadline interrupted,
-# one file each (the tool returns at most 8 files of 16 MiB, so this fits
-# two groups), so that they can resume on the CPU once the machine is gone
-# (untar into the grid folder beside the cells from runs.tgz).  Measured
+# checkpoints; with grid<N>.log per group and gpu.log, the utilisation every
+# 10 s), and for up to 3 cells the deadline interrupted ckpt_<n>.tgz (last.pt)
+# and best_<n>.tgz (best.pt), one file each (the tool returns at most 8 files
+# of 16 MiB), so that they can resume on the CPU once the machine is gone
+# (untar all into the grid folder).  Both are needed: a cell brought back
+# with last.pt alone trains on and then has no best weights to test
+# (2026-11-28: three Yelp cells were lost that way).  Measured
 # 2026-11-28: six per-target Yelp cells shared the H200 at 18-19 s
-# (SASRec-CE) and 37-40 s (ELCRec+) per epoch, only 2-2.5x faster than the
-# 2-core CPU.
+# (SASRec-CE) and 37-40 s (ELCRec+) per epoch; three ELCRec+ cells alone
+# took 33-38 s, so halving the processes did not speed each one up
+# (4x the 2-core CPU's 145 s).
 set -u
 OUT=${OUT:-/tmp/gpu_out}
 GRID=${GRID:-/tmp/elcrec_grid}
@@ -63,11 +66,19 @@ done
 wait "${pids[@]}"
 kill $MONITOR
 tail -n 5 "$OUT"/grid*.log
-tar czf "$OUT/runs.tgz" -C "$GRID" --exclude='*.pt' --exclude='tb' --exclude='sequences.npz' .
+# The logs go inside runs.tgz, to leave the tool's 8 files for checkpoints.
+cp "$OUT"/gpu.log "$OUT"/grid*.log "$GRID"/
+tar czf "$OUT/runs.tgz" -C "$GRID" --exclude='*.pt' --exclude='tb' --exclude='sequences.npz' . &&
+    rm "$OUT"/gpu.log "$OUT"/grid*.log
 n=0
 for ckpt in "$GRID"/*/*/*/seed*/last.pt; do
-    [ -e "$ckpt" ] && [ ! -e "$(dirname "$ckpt")/test_metrics.json" ] && [ $n -lt 4 ] || continue
+    cell=$(dirname "$ckpt")
+    [ -e "$ckpt" ] && [ ! -e "$cell/test_metrics.json" ] && [ $n -lt 3 ] || continue
     n=$((n + 1))
+    # last.pt resumes the cell; best.pt (once an epoch has been validated) is
+    # what its test pass loads at the end.  Separate files: together they
+    # outgrow 16 MiB on Yelp.
     tar czf "$OUT/ckpt_$n.tgz" -C "$GRID" "${ckpt#"$GRID"/}"
+    [ -e "$cell/best.pt" ] && tar czf "$OUT/best_$n.tgz" -C "$GRID" "${cell#"$GRID"/}/best.pt"
 done
 ls -la "$OUT"

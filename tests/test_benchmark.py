@@ -3,7 +3,11 @@
 import csv
 import json
 import math
+import os
+import shutil
 import statistics
+import subprocess
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -287,3 +291,50 @@ def test_intent_scoring_at_zero_shift_is_the_evaluator(tmp_path, tiny):
     for nearest in ("pooled", "last"):
         shifted = script.shifted_ranks(rec, split, "valid", 1.0, nearest)
         assert shifted.shape == plain.shape and not np.array_equal(shifted, plain)
+
+
+def test_gpu_grid_script_brings_back_what_interrupted_cells_need(tmp_path):
+    """benchmarks/gpu_grid.sh with stand-ins for python3 and nvidia-smi: the
+    cells the deadline left unfinished come back with last.pt and best.pt
+    (one file each), finished cells and the logs inside runs.tgz, no .pt there."""
+    script = Path(__file__).parents[1] / "benchmarks" / "gpu_grid.sh"
+    if shutil.which("bash") is None or shutil.which("tar") is None:
+        pytest.skip("needs bash and tar")
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    (stubs / "nvidia-smi").write_text("#!/bin/sh\necho 'H200, 0 %'\n")
+    # The benchmark stand-in leaves three cells: finished, interrupted after a
+    # validated epoch (best.pt), interrupted before any (no best.pt).
+    (stubs / "python3").write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *elcrec.cli*) ;; *) exit 0;; esac\n'
+        'c="$GRID/plus/yelp/ELCRec+"\n'
+        'mkdir -p "$c/seed1" "$c/seed2" "$c/seed3"\n'
+        'for s in 1 2 3; do echo x > "$c/seed$s/last.pt"; echo {} > "$c/seed$s/config.json"; done\n'
+        'echo x > "$c/seed1/best.pt"; echo x > "$c/seed2/best.pt"\n'
+        'echo {} > "$c/seed1/test_metrics.json"\n'
+        "echo deadline reached\n"
+    )
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    out, grid = tmp_path / "out", tmp_path / "grid"
+    env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "OUT": str(out)}
+    env["GRID"] = str(grid)
+    done = subprocess.run(
+        ["bash", str(script), "--preset", "plus"], cwd=tmp_path, env=env, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    returned = sorted(p.name for p in out.iterdir())
+    assert returned == ["best_1.tgz", "ckpt_1.tgz", "ckpt_2.tgz", "runs.tgz"]
+
+    def members(name):
+        with tarfile.open(out / name) as tar:
+            return sorted(m.name.removeprefix("./") for m in tar.getmembers() if m.isfile())
+
+    cell = "plus/yelp/ELCRec+/seed"
+    assert members("ckpt_1.tgz") == [f"{cell}2/last.pt"]
+    assert members("best_1.tgz") == [f"{cell}2/best.pt"]
+    assert members("ckpt_2.tgz") == [f"{cell}3/last.pt"]
+    runs = members("runs.tgz")
+    assert {"gpu.log", "grid1.log", f"{cell}1/test_metrics.json"} <= set(runs)
+    assert not [m for m in runs if m.endswith(".pt")]
