@@ -5,7 +5,9 @@ run folders (seeds) on the same data, compared user by user on the test split.
         "SASRec-CE=benchmarks/grid/fast/beauty/SASRec-CE" \\
         "ELCRec+=benchmarks/grid/plus/beauty/ELCRec+"
 
-A group is a folder of seed<N> runs (or one run folder).  Each user's HR@k and
+A group is a folder of seed<N> runs (or one run folder).  Runs keep their
+per-user test ranks in test_ranks.npz, committed with the grid cells; runs
+from before that file existed need their local weights (best.pt, data.json).  Each user's HR@k and
 NDCG@k are averaged over the group's seeds; the difference of the means
 (second group minus first) is then bootstrapped over users, paired (the same
 users are drawn for both), which says how far the choice of test users alone
@@ -64,7 +66,12 @@ def run_folders(path: Path) -> list[Path]:
 
 def test_ranks(run_dir: Path):
     """Target rank of every user on the test split (best checkpoint), the
-    test items and each user's history length."""
+    test items and each user's history length: as the run saved them
+    (test_ranks.npz), or recomputed from its weights for older runs."""
+    saved = run_dir / "test_ranks.npz"
+    if saved.exists():
+        with np.load(saved, allow_pickle=False) as arrays:
+            return arrays["ranks"], arrays["targets"], arrays["history"]
     from elcrec import Recommender
     from elcrec.data import Split
     from elcrec.evaluate import rank_all

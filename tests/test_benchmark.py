@@ -277,6 +277,37 @@ def test_paired_runs_compares_two_groups_of_runs(tmp_path, tiny):
     assert bad.returncode != 0 and "no finished run" in bad.stderr
 
 
+def test_saved_test_ranks_are_the_ranks_of_the_best_weights(tmp_path, tiny):
+    """A finished run keeps its per-user test ranks, which paired_runs reads
+    without the weights; they equal the ranks recomputed from best.pt."""
+    import importlib.util
+
+    from elcrec import train
+
+    run = tmp_path / "run"
+    result = train(tiny(**{"model.variant": "full"}), run, progress=False)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "paired_runs.py"
+    spec = importlib.util.spec_from_file_location("paired_runs", script)
+    paired_runs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(paired_runs)
+
+    saved = paired_runs.test_ranks(run)
+    assert len(saved[0]) == 300
+    per_user = paired_runs.per_user_metrics(saved[0])
+    for m in METRICS:
+        assert per_user[m].mean() == pytest.approx(result["test"][m])
+    (run / "test_ranks.npz").rename(tmp_path / "kept.npz")
+    recomputed = paired_runs.test_ranks(run)
+    for a, b in zip(saved, recomputed):
+        np.testing.assert_array_equal(a, b)
+    # with the file back, the weights and data files are no longer needed
+    (tmp_path / "kept.npz").rename(run / "test_ranks.npz")
+    for name in ("best.pt", "last.pt", "data.json", "sequences.npz"):
+        (run / name).unlink()
+    for a, b in zip(saved, paired_runs.test_ranks(run)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_intent_scoring_at_zero_shift_is_the_evaluator(tmp_path, tiny):
     from elcrec import Recommender, train
     from elcrec.data import Split

@@ -9,6 +9,8 @@
       last.pt            end-of-epoch checkpoint: model, optimizer, RNG, early stopping
       best.pt            weights of the best validation NDCG@20
       test_metrics.json  test metrics of best.pt, written once at the end
+      test_ranks.npz     each user's test-item rank, test item and history length
+                         (small; compares runs user by user without their weights)
 
 The loop is plain: for each epoch, for each batch, losses -> backward -> step;
 then validate, keep the best, stop after ``patience`` epochs without progress.
@@ -32,7 +34,7 @@ import torch
 from elcrec import data as data_mod
 from elcrec._io import atomic_write, atomic_write_text
 from elcrec.config import CHOICES, ConfigError, RunConfig
-from elcrec.evaluate import evaluate, nmi
+from elcrec.evaluate import evaluate, metrics_from_ranks, nmi, rank_all
 from elcrec.model import ELCRec
 
 
@@ -67,6 +69,24 @@ def save_data_files(run_dir: Path, interactions: data_mod.Interactions) -> None:
             np.savez(f, flat=interactions.flat, offsets=interactions.offsets)
 
     atomic_write(run_dir / "sequences.npz", write)
+
+
+def save_test_ranks(run_dir: Path, ranks: np.ndarray, split: data_mod.Split) -> None:
+    """Per-user test results, so that runs can be compared user by user
+    (benchmarks/paired_runs.py) after their checkpoints are gone."""
+    users = np.arange(len(ranks))
+    history = np.bincount(split.history(users, "test")[0], minlength=len(users))
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez_compressed(
+                f,
+                ranks=np.asarray(ranks, dtype=np.int32),
+                targets=np.asarray(split.targets(users, "test"), dtype=np.int32),
+                history=history.astype(np.int32),
+            )
+
+    atomic_write(run_dir / "test_ranks.npz", write)
 
 
 def load_data_files(run_dir: Path) -> data_mod.Interactions:
@@ -347,10 +367,13 @@ class Run:
         # The test pass, once for each way of excluding history items: the
         # config's own is "test"; the authors' zero masking and the correct
         # minus infinity can then be compared on the same checkpoint.
-        by_mask = {
-            mask: evaluate(model, split, "test", cfg.train.eval_batch_size, mask, device)
+        ranks = {
+            mask: rank_all(model, split, "test", cfg.train.eval_batch_size, mask, device)
             for mask in (CHOICES["history_mask"] if cfg.train.evaluate_test else ())
         }
+        by_mask = {mask: metrics_from_ranks(r) for mask, r in ranks.items()}
+        if cfg.train.history_mask in ranks:
+            save_test_ranks(self.dir, ranks[cfg.train.history_mask], split)
         result = {
             "test": by_mask.get(cfg.train.history_mask),
             "test_by_history_mask": by_mask,
