@@ -7,8 +7,8 @@ run folders (seeds) on the same data, compared user by user on the test split.
 
 A group is a folder of seed<N> runs (or one run folder).  Runs keep their
 per-user test ranks in test_ranks.npz, committed with the grid cells; runs
-from before that file existed need their local weights (best.pt, data.json).  Each user's HR@k and
-NDCG@k are averaged over the group's seeds; the difference of the means
+from before that file existed need their local weights (best.pt, data.json).
+Each user's HR@k and NDCG@k are averaged over the group's seeds; the difference of the means
 (second group minus first) is then bootstrapped over users, paired (the same
 users are drawn for both), which says how far the choice of test users alone
 moves it.  The seed-to-seed spread, the other source of noise, is given
@@ -71,16 +71,18 @@ def test_ranks(run_dir: Path):
     saved = run_dir / "test_ranks.npz"
     if saved.exists():
         with np.load(saved, allow_pickle=False) as arrays:
-            return arrays["ranks"], arrays["targets"], arrays["history"]
-    from elcrec import Recommender
-    from elcrec.data import Split
-    from elcrec.evaluate import rank_all
+            found = {name: arrays[name] for name in arrays.files}
+    else:
+        from elcrec import Recommender
+        from elcrec.data import Split
+        from elcrec.evaluate import rank_all
+        from elcrec.train import per_user_test
 
-    rec = Recommender.load(run_dir)
-    split = Split(rec.data, rec.cfg.data.max_len)
-    users = np.arange(rec.data.n_users)
-    history = np.bincount(split.history(users, "test")[0], minlength=len(users))
-    return rank_all(rec.model, split, "test"), split.targets(users, "test"), history
+        rec = Recommender.load(run_dir)
+        split = Split(rec.data, rec.cfg.data.max_len)
+        mask = rec.cfg.train.history_mask  # the one test_metrics.json's "test" used
+        found = per_user_test(rank_all(rec.model, split, "test", history_mask=mask), split)
+    return found["ranks"], found["targets"], found["history"]
 
 
 def group_metrics(label: str, path: Path) -> dict:

@@ -71,20 +71,24 @@ def save_data_files(run_dir: Path, interactions: data_mod.Interactions) -> None:
     atomic_write(run_dir / "sequences.npz", write)
 
 
+def per_user_test(ranks: np.ndarray, split: data_mod.Split) -> dict[str, np.ndarray]:
+    """Each user's test-item rank, test item and history length (items before it)."""
+    users = np.arange(len(ranks))
+    history = np.bincount(split.history(users, "test")[0], minlength=len(users))
+    return {
+        "ranks": np.asarray(ranks, dtype=np.int32),
+        "targets": np.asarray(split.targets(users, "test"), dtype=np.int32),
+        "history": history.astype(np.int32),
+    }
+
+
 def save_test_ranks(run_dir: Path, ranks: np.ndarray, split: data_mod.Split) -> None:
     """Per-user test results, so that runs can be compared user by user
     (benchmarks/paired_runs.py) after their checkpoints are gone."""
-    users = np.arange(len(ranks))
-    history = np.bincount(split.history(users, "test")[0], minlength=len(users))
 
     def write(tmp):
         with open(tmp, "wb") as f:
-            np.savez_compressed(
-                f,
-                ranks=np.asarray(ranks, dtype=np.int32),
-                targets=np.asarray(split.targets(users, "test"), dtype=np.int32),
-                history=history.astype(np.int32),
-            )
+            np.savez_compressed(f, **per_user_test(ranks, split))
 
     atomic_write(run_dir / "test_ranks.npz", write)
 
