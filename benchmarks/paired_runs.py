@@ -8,10 +8,10 @@ run folders (seeds) on the same data, compared user by user on the test split.
 A group is a folder of seed<N> runs (or one run folder).  Runs keep their
 per-user test ranks in test_ranks.npz, committed with the grid cells; runs
 from before that file existed need their local weights (best.pt, data.json).
-Each user's HR@k and NDCG@k are averaged over the group's seeds; the difference of the means
-(second group minus first) is then bootstrapped over users, paired (the same
-users are drawn for both), which says how far the choice of test users alone
-moves it.  The seed-to-seed spread, the other source of noise, is given
+Each user's HR@k and NDCG@k are averaged over the group's seeds; the
+difference of the means (second group minus first) is then bootstrapped over
+users, paired (the same users are drawn for both), which says how far the
+choice of test users alone moves it.  The seed-to-seed spread, the other source of noise, is given
 beside it (the std of the per-seed means), and the difference is broken down
 by history length (the number of items before the test item, cut at its
 quartiles; tied quartiles merge groups).
