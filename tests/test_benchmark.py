@@ -243,7 +243,6 @@ def test_paired_bootstrap_against_a_plain_loop():
 
 
 def test_paired_runs_compares_two_groups_of_runs(tmp_path, tiny):
-    import subprocess
     import sys
 
     from elcrec import train
