@@ -75,8 +75,7 @@ def test_ranks(run_dir: Path):
     else:
         from elcrec import Recommender
         from elcrec.data import Split
-        from elcrec.evaluate import rank_all
-        from elcrec.train import per_user_test
+        from elcrec.evaluate import per_user_test, rank_all
 
         rec = Recommender.load(run_dir)
         split = Split(rec.data, rec.cfg.data.max_len)

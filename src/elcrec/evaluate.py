@@ -50,6 +50,17 @@ def metrics_from_ranks(ranks: np.ndarray, ks=KS) -> dict[str, float]:
     return {name: float(values.mean()) for name, values in per_user_metrics(ranks, ks).items()}
 
 
+def per_user_test(ranks: np.ndarray, split) -> dict[str, np.ndarray]:
+    """Each user's test-item rank, test item and history length (the items
+    before it), as a run saves them in test_ranks.npz."""
+    users = np.arange(len(ranks))
+    return {
+        "ranks": np.asarray(ranks, dtype=np.int32),
+        "targets": np.asarray(split.targets(users, "test"), dtype=np.int32),
+        "history": np.asarray(split.data.lengths[users] - 1, dtype=np.int32),
+    }
+
+
 @torch.no_grad()
 def evaluate(
     model,

@@ -34,7 +34,7 @@ import torch
 from elcrec import data as data_mod
 from elcrec._io import atomic_write, atomic_write_text
 from elcrec.config import CHOICES, ConfigError, RunConfig
-from elcrec.evaluate import evaluate, metrics_from_ranks, nmi, rank_all
+from elcrec.evaluate import evaluate, metrics_from_ranks, nmi, per_user_test, rank_all
 from elcrec.model import ELCRec
 
 
@@ -69,17 +69,6 @@ def save_data_files(run_dir: Path, interactions: data_mod.Interactions) -> None:
             np.savez(f, flat=interactions.flat, offsets=interactions.offsets)
 
     atomic_write(run_dir / "sequences.npz", write)
-
-
-def per_user_test(ranks: np.ndarray, split: data_mod.Split) -> dict[str, np.ndarray]:
-    """Each user's test-item rank, test item and history length (items before it)."""
-    users = np.arange(len(ranks))
-    history = np.bincount(split.history(users, "test")[0], minlength=len(users))
-    return {
-        "ranks": np.asarray(ranks, dtype=np.int32),
-        "targets": np.asarray(split.targets(users, "test"), dtype=np.int32),
-        "history": history.astype(np.int32),
-    }
 
 
 def save_test_ranks(run_dir: Path, ranks: np.ndarray, split: data_mod.Split) -> None:
