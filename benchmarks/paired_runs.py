@@ -11,10 +11,10 @@ from before that file existed need their local weights (best.pt, data.json).
 Each user's HR@k and NDCG@k are averaged over the group's seeds; the
 difference of the means (second group minus first) is then bootstrapped over
 users, paired (the same users are drawn for both), which says how far the
-choice of test users alone moves it.  The seed-to-seed spread, the other source of noise, is given
-beside it (the std of the per-seed means), and the difference is broken down
-by history length (the number of items before the test item, cut at its
-quartiles; tied quartiles merge groups).
+choice of test users alone moves it.  The seed-to-seed spread, the other
+source of noise, is given beside it (the std of the per-seed means), and the
+difference is broken down by history length (the number of items before the
+test item, cut at its quartiles; tied quartiles merge groups).
 Writes benchmarks/results/paired_<tag>.{json,md}.
 """
 

@@ -279,16 +279,11 @@ def test_paired_runs_compares_two_groups_of_runs(tmp_path, tiny):
 def test_saved_test_ranks_are_the_ranks_of_the_best_weights(tmp_path, tiny):
     """A finished run keeps its per-user test ranks, which paired_runs reads
     without the weights; they equal the ranks recomputed from best.pt."""
-    import importlib.util
-
     from elcrec import train
 
     run = tmp_path / "run"
     result = train(tiny(**{"model.variant": "full"}), run, progress=False)
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "paired_runs.py"
-    spec = importlib.util.spec_from_file_location("paired_runs", script)
-    paired_runs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(paired_runs)
+    paired_runs = _script("paired_runs")
 
     saved = paired_runs.test_ranks(run)
     assert len(saved[0]) == 300
