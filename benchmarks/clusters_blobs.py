@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command, environment, write_results  # noqa: E402
 
 from elcrec.evaluate import nmi  # noqa: E402
-from elcrec.model import LearnableClusters, fit_clusters  # noqa: E402
+from elcrec.models.elcrec import LearnableClusters, fit_clusters  # noqa: E402
 
 
 def blobs(n: int, k: int, dim: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

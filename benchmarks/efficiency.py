@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, command, environment, time_epochs, write_results  # noqa: E402
 
 from elcrec._io import atomic_write_text  # noqa: E402
-from elcrec.benchmark import MODELS, Cell  # noqa: E402
+from elcrec.benchmark import Cell  # noqa: E402
+from elcrec.models import REGISTRY  # noqa: E402
 from elcrec.config import BENCHMARKS  # noqa: E402
 from elcrec.paper import TABLE2  # noqa: E402
 
@@ -118,7 +119,7 @@ def main() -> None:
     payload = {
         "rows": rows,
         "preset": args.preset,
-        "models": {m: MODELS[m] for m in ("ICLRec", "ELCRec")},
+        "models": {m: REGISTRY[m].options for m in ("ICLRec", "ELCRec")},
         "command": command(),
         **environment(),
     }

@@ -5,14 +5,14 @@ result = train(preset("fast", "beauty"), "runs/beauty")
 rec = Recommender.load("runs/beauty").recommend([12, 7, 301], k=10)
 """
 
-__version__ = "0.1.0"
-
-from elcrec.config import ConfigError, RunConfig, preset  # noqa: E402
-from elcrec.data import DataError, Interactions, Split, synthetic  # noqa: E402
-from elcrec.evaluate import evaluate, nmi  # noqa: E402
-from elcrec.inference import Recommender  # noqa: E402
-from elcrec.model import ELCRec, LearnableClusters, SASRec  # noqa: E402
-from elcrec.train import Run, train  # noqa: E402
+from elcrec._version import __version__
+from elcrec.config import ConfigError, RunConfig, preset
+from elcrec.data import DataError, Interactions, Split, synthetic
+from elcrec.evaluate import evaluate, nmi
+from elcrec.inference import Recommender
+from elcrec.models import REGISTRY
+from elcrec.models.elcrec import ELCRec, LearnableClusters, SASRec
+from elcrec.train import Run, train
 
 __all__ = [
     "ConfigError",
@@ -20,6 +20,7 @@ __all__ = [
     "ELCRec",
     "Interactions",
     "LearnableClusters",
+    "REGISTRY",
     "Recommender",
     "Run",
     "RunConfig",
@@ -29,5 +30,6 @@ __all__ = [
     "nmi",
     "preset",
     "synthetic",
+    "__version__",
     "train",
 ]

@@ -12,6 +12,7 @@ from whatever has finished.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import platform
@@ -26,31 +27,9 @@ from pathlib import Path
 
 from elcrec._io import atomic_write_text
 from elcrec.config import BENCHMARKS, ConfigError, RunConfig, preset
+from elcrec.models import configure
 from elcrec.paper import ABLATION, METRICS, paper_metric
 
-# Model name (as in the paper's tables) -> options on top of the preset.
-MODELS = {
-    "SASRec": {"model.variant": "sasrec"},
-    "CL4SRec": {"model.variant": "backbone"},  # = ELCRec's ablation "B"
-    "ICLRec": {"model.variant": "iclrec", "model.n_clusters": 256},  # its authors' k
-    "ELCRec": {"model.variant": "full"},
-    "ELCRec-B+ICL": {"model.variant": "icl"},
-    "ELCRec-B+ELCM": {"model.variant": "elcm"},
-    # Beyond the paper: SASRec with a softmax over the whole catalogue as RecBole
-    # trains it (issue 6): 2 layers, one sample per training target with
-    # positions counted from its first item, early stopping after 10 epochs.
-    "SASRec-CE": {
-        "model.variant": "sasrec",
-        "model.loss": "ce",
-        "model.n_layers": 2,
-        "train.samples": "prefixes",
-        "model.positions": "from_start",
-        "train.patience": 10,
-    },
-    # ELCRec+: everything comes from the `plus` preset (options tuned on validation).
-    "ELCRec+": {},
-}
-MODEL_PRESET = {"ELCRec+": "plus"}  # models that exist under one preset only
 # The paper's ablation rows and the grid models that hold them.
 ABLATION_ROWS = {
     "B": "CL4SRec",
@@ -70,13 +49,8 @@ class Cell:
         return work / preset_name / self.dataset / self.model / f"seed{self.seed}"
 
     def config(self, preset_name: str, overrides: dict) -> RunConfig:
-        if self.model not in MODELS:
-            raise ConfigError(f"unknown model {self.model!r}: expected one of {sorted(MODELS)}")
-        required = MODEL_PRESET.get(self.model)
-        if required and preset_name != required:
-            raise ConfigError(f"{self.model} runs under --preset {required}")
-        cfg = preset(preset_name, self.dataset)
-        return cfg.replace(**MODELS[self.model], **{"train.seed": self.seed}, **overrides)
+        cfg = configure(preset(preset_name, self.dataset), self.model, preset_name)
+        return cfg.replace(**{"train.seed": self.seed}, **overrides)
 
 
 def grid(models, datasets, seeds) -> list[Cell]:
@@ -408,8 +382,6 @@ def write_beyond(work: str | Path, results: str | Path) -> list[dict]:
 def write_csv(path: Path, rows: list[dict]) -> None:
     if not rows:
         return
-    import io
-
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()

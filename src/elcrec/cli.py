@@ -14,8 +14,19 @@ import signal
 import sys
 from pathlib import Path
 
-from elcrec.config import BENCHMARKS, CHOICES, ConfigError, RunConfig, parse_overrides, preset
+from elcrec.config import (
+    BENCHMARKS,
+    ConfigError,
+    RunConfig,
+    TrainConfig,
+    choices,
+    parse_overrides,
+    preset,
+)
 from elcrec.data import DataError
+from elcrec.models import REGISTRY, configure
+
+DEVICES = choices(TrainConfig, "device")
 
 
 def _add_train(sub) -> None:
@@ -40,11 +51,15 @@ def _add_train(sub) -> None:
     p.add_argument("--time-col")
     p.add_argument("--kcore", type=int)
     p.add_argument("--drop-short-users", action="store_true", default=None)
-    p.add_argument("--variant", choices=CHOICES["variant"])
+    p.add_argument(
+        "--model",
+        choices=list(REGISTRY),
+        help="a model of elcrec.models.REGISTRY (default ELCRec; ELCRec+ under --preset plus)",
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--epochs", type=int)
     p.add_argument("--patience", type=int)
-    p.add_argument("--device", choices=CHOICES["device"])
+    p.add_argument("--device", choices=DEVICES)
     p.add_argument(
         "--set",
         nargs="*",
@@ -52,7 +67,7 @@ def _add_train(sub) -> None:
         metavar="SECTION.KEY=VALUE",
         help="any other option, e.g. --set model.alpha=1 train.lr=0.0005",
     )
-    p.add_argument("--run-dir", help="run folder (default runs/<data>-<variant>-seed<seed>)")
+    p.add_argument("--run-dir", help="run folder (default runs/<data>-<model>-seed<seed>)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -63,6 +78,8 @@ def build_config(args) -> RunConfig:
         cfg = preset(args.preset, args.data or "beauty")
     else:
         cfg = RunConfig()
+    if args.model:
+        cfg = configure(cfg, args.model, args.preset)
     overrides = {}
     flags = {
         "data": "data.source",
@@ -73,7 +90,6 @@ def build_config(args) -> RunConfig:
         "time_col": "data.time_col",
         "kcore": "data.kcore",
         "drop_short_users": "data.drop_short_users",
-        "variant": "model.variant",
         "seed": "train.seed",
         "epochs": "train.epochs",
         "patience": "train.patience",
@@ -97,7 +113,7 @@ def cmd_train(args) -> int:
         run_dir = Path(args.config).parent
     else:
         stem = Path(cfg.data.source).stem.lower()
-        run_dir = Path("runs") / f"{stem}-{cfg.model.variant}-seed{cfg.train.seed}"
+        run_dir = Path("runs") / f"{stem}-{cfg.model.name}-seed{cfg.train.seed}"
     print(f"run folder: {run_dir}", file=sys.stderr)
     result = train(cfg, run_dir, progress=not args.no_progress)
     print(json.dumps(result, indent=2))
@@ -332,7 +348,7 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="full-ranking metrics of a trained run")
     p.add_argument("run")
     p.add_argument("--stage", choices=["valid", "test"], default="test")
-    p.add_argument("--history-mask", choices=CHOICES["history_mask"])
+    p.add_argument("--history-mask", choices=choices(TrainConfig, "history_mask"))
     p.add_argument("--checkpoint", default="best.pt")
 
     p = sub.add_parser("recommend", help="top-K items and the intent for a user or a sequence")
@@ -358,8 +374,9 @@ def make_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=["ELCRec"],
         metavar="MODEL",
-        help="SASRec CL4SRec ICLRec ELCRec ELCRec-B+ICL ELCRec-B+ELCM SASRec-CE "
-        "ELCRec+ (the last under --preset plus)",
+        choices=list(REGISTRY),
+        help=f"models of elcrec.models.REGISTRY: {' '.join(REGISTRY)} "
+        "(ELCRec+ under --preset plus)",
     )
     p.add_argument("--datasets", nargs="+", default=["beauty"], choices=sorted(BENCHMARKS))
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
@@ -384,7 +401,7 @@ def make_parser() -> argparse.ArgumentParser:
         default=0,
         help="interrupt the cells after this many minutes (they resume later)",
     )
-    p.add_argument("--device", choices=CHOICES["device"])
+    p.add_argument("--device", choices=DEVICES)
     p.add_argument("--data-dir")
     p.add_argument("--tables-only", action="store_true", help="only rewrite the tables")
 
@@ -411,7 +428,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="trials run at once")
     p.add_argument("--threads", type=int, default=0, help="torch threads per trial")
     p.add_argument("--deadline-min", type=float, default=0)
-    p.add_argument("--device", choices=CHOICES["device"], help="where the trials run")
+    p.add_argument("--device", choices=DEVICES, help="where the trials run")
     p.add_argument("--data-dir")
     p.add_argument("--tables-only", action="store_true", help="only rewrite tune.csv/best.json")
 

@@ -14,27 +14,21 @@ from typing import Any
 
 import tomllib
 
-# Allowed values of the string options; checked by RunConfig.validate().
-CHOICES = {
-    "variant": ("sasrec", "backbone", "icl", "elcm", "full", "iclrec"),
-    "center_init": ("kmeans", "random"),
-    "pooling": ("mean_padded", "masked_mean", "concat", "last"),
-    "seq_cl_repr": ("concat", "mean", "last"),
-    "fusion": ("shift", "concat", "none"),
-    "cl_similarity": ("dot", "cosine"),
-    "intent_positive": ("original", "view"),
-    "push_norm": ("all_pairs", "off_diagonal"),
-    "cluster_pull": ("all", "nearest", "sinkhorn"),
-    "history_mask": ("neg_inf", "zero"),
-    "loss": ("bce", "ce", "sampled_softmax"),
-    "positions": ("from_end", "from_start"),
-    "samples": ("users", "prefixes"),
-    "views": ("augment", "same_target"),
-    "device": ("auto", "cpu", "cuda"),
-}
+from elcrec._io import atomic_write_text
+
+
+def choice(default: str, *others: str):
+    """A string option and the values it allows (checked by RunConfig.validate)."""
+    return field(default=default, metadata={"choices": (default, *others)})
+
+
+def choices(section: type, name: str) -> tuple[str, ...]:
+    """The values a string option allows, e.g. ``choices(TrainConfig, "device")``."""
+    return next(f.metadata["choices"] for f in fields(section) if f.name == name)
+
 
 # The four benchmark files and the authors' settings behind Table 1
-# (METHOD.md sections 2, 3 and 5; the authors' run scripts).
+# (docs/method.md; the authors' run scripts).
 BENCHMARKS = {
     "beauty": "Beauty",
     "sports": "Sports_and_Outdoors",
@@ -48,21 +42,17 @@ PAPER_SETTINGS = {
     "yelp": dict(n_layers=2, n_clusters=256, alpha=0.1, fusion="concat"),
 }
 
-# Beyond the paper (issue 6): the `plus` preset = `fast` + PLUS_BASE + the
-# options `elcrec tune` chose on validation for the dataset (its trials and
-# budget: benchmarks/tune/<PLUS_SEARCHES[dataset]>/).  Other data take Beauty's.
+# Beyond the paper: the `plus` preset (ELCRec+) = `fast` + PLUS_BASE + the
+# options a search chose on validation (PLUS_SETTINGS); PLUS_SEARCHES names
+# the search each dataset's options come from, benchmarks/tune/<name>/, whose
+# best.json holds the choice, its budget and its trials (a test checks that
+# the two agree).  Other data take Beauty's.
 PLUS_BASE = {
     "model.variant": "full",
     "model.n_layers": 2,
-    # Dot-product contrast under a softmax loss grows with the output norms
-    # and slows the next-item loss; cosine does not (NOTES.md section 9).
+    # dot-product contrasts grow with the output norms under a softmax loss
     "model.cl_similarity": "cosine",
-    "model.n_negatives": 1024,  # for loss = sampled_softmax
 }
-# Beauty's per-prefix choice: trial 1 of `elcrec tune --dataset beauty --space
-# benchmarks/tune/spaces/prefixes_stage1.json --trials 6 --epochs 16
-# --patience 3`: one sample per training target, as SASRec-CE; validation
-# NDCG@20 0.0785 against the window choice's 0.0713.
 _PREFIX_CHOICE = {
     "model.loss": "ce",
     "model.cluster_pull": "nearest",
@@ -77,15 +67,7 @@ _PREFIX_CHOICE = {
     "model.n_clusters": 256,
     "train.batch_size": 256,
 }
-# It serves all four benchmarks: on Sports', Toys' and Yelp's validation it is
-# above the window-sample runs it replaced (Beauty's window choice,
-# benchmarks/tune/beauty/best.json, on Sports and Toys; trial 4 of Yelp's own
-# search, benchmarks/tune/yelp/, on Yelp, 0.0246-0.0248 against 0.0283-0.0290
-# in benchmarks/results/curves/gpu_plus_prefixes_yelp_*; those runs are in
-# benchmarks/grid/windows/plus/; NOTES.md sections 16-18).
 PLUS_SETTINGS: dict[str, dict] = {name: _PREFIX_CHOICE for name in BENCHMARKS}
-# The search each dataset's options come from: benchmarks/tune/<folder>/best.json
-# (a test checks that PLUS_SETTINGS holds its choice).
 PLUS_SEARCHES = {name: "beauty_prefixes" for name in BENCHMARKS}
 PLUS_PATIENCE = 10  # the softmax loss peaks within ~20 epochs (measured)
 
@@ -96,7 +78,7 @@ class DataConfig:
     source: str = "synthetic"
     # For files: "sequences" (user item item ...), "pairs" (user item), or
     # "log" (CSV/TSV/Parquet with named columns); "auto" guesses from the suffix.
-    format: str = "auto"
+    format: str = choice("auto", "sequences", "pairs", "log")
     user_col: str = "user_id"
     item_col: str = "item_id"
     time_col: str = "timestamp"
@@ -113,9 +95,12 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    # sasrec | backbone (+seq CL, = CL4SRec) | icl | elcm | full (ELCRec);
-    # iclrec = the ICLRec baseline: k-means intents re-fitted every epoch, no fusion.
-    variant: str = "full"
+    # The model, by its name in elcrec.models.REGISTRY (which sets the options
+    # that make it that model); its class is built from this name.
+    name: str = "ELCRec"
+    # ELCRec's parts: sasrec (next-item loss only) | backbone (+ sequence CL,
+    # = CL4SRec) | icl (+ intent CL) | elcm (+ cluster loss) | full (ELCRec).
+    variant: str = choice("full", "sasrec", "backbone", "icl", "elcm")
     hidden: int = 64
     n_layers: int = 1
     n_heads: int = 2
@@ -124,51 +109,57 @@ class ModelConfig:
     # Weight of the cluster loss.  The paper's 10 (Beauty) assumes the authors'
     # pooling, whose padding outputs absorb the loss's pull of every user toward
     # one point; with masked-mean pooling that pull collapses the real outputs
-    # (measured: benchmarks/results/NOTES.md), so the fast default is 0.1.
+    # (docs/method.md), so the fast default is 0.1.
     alpha: float = 0.1
     cl_weight: float = 0.1  # weight of the sequence CL
     intent_cl_weight: float = 0.1  # weight of the intent CL
     temperature: float = 1.0
-    # Similarity inside both contrastive losses: "dot" (the authors') or "cosine".
-    cl_similarity: str = "dot"
-    center_init: str = "kmeans"
-    pooling: str = "masked_mean"  # user representation for clustering and intent CL
+    # Similarity inside both contrasts: the authors' dot product, or cosine.
+    cl_similarity: str = choice("dot", "cosine")
+    center_init: str = choice("kmeans", "random")
+    # The user representation that is clustered and meets the intent CL:
+    # mean_padded = the authors' mean over all T positions, padding included.
+    pooling: str = choice("masked_mean", "mean_padded", "concat", "last")
     # Sequence-CL representation: "concat" of position outputs (the authors'),
-    # "mean", or "last" (the last position's output, the vector that scores
-    # items, as CL4SRec and DuoRec contrast it).  Concat over bucketed,
-    # zero-padded outputs stalls the next-item loss (measured); mean is the
-    # fast default.  Pooling (the clustered user vector) may be "last" too.
-    seq_cl_repr: str = "mean"
+    # "mean", or "last" (the output that scores items, as CL4SRec and DuoRec).
+    seq_cl_repr: str = choice("mean", "concat", "last")
     # With pooling = mean_padded: compute one padding position beyond each batch's
     # longest sequence and let it stand for the padding positions further left,
     # instead of padding every batch to T (exact when a batch is T wide).
     pad_approx: bool = False
-    # Position ids: "from_end" (SASRec's and the authors' layout: the last item
-    # always takes the last position embedding, which then meets one training
-    # target per user) or "from_start" (RecBole's: positions count from the
-    # window's first item, so with causal attention the output at every
-    # training position is exactly that of a per-prefix sample, and every
-    # target trains the situation the scoring position meets).
-    positions: str = "from_end"
-    fusion: str = "shift"
+    # Position ids: "from_end" (SASRec's and the authors': the last item always
+    # takes the last position embedding) or "from_start" (RecBole's: with causal
+    # attention every training position then equals a per-prefix sample).
+    positions: str = choice("from_end", "from_start")
+    # Intent fusion in the sequence CL, per position: add the nearest center
+    # (the authors' Beauty setting), append it (their other datasets), or none.
+    fusion: str = choice("shift", "concat", "none")
     # Next-item loss: "bce" with one sampled negative per position (the paper's),
     # "ce" = softmax over the whole catalogue, "sampled_softmax" = softmax over
     # the target and n_negatives uniform items shared by the batch.
-    loss: str = "bce"
-    n_negatives: int = 256
-    intent_positive: str = "original"
-    push_norm: str = "all_pairs"  # the code averages over all k^2 pairs
-    # the paper's pull toward every center, the nearest only, or a Sinkhorn-balanced soft one
-    cluster_pull: str = "all"
+    loss: str = choice("bce", "ce", "sampled_softmax")
+    n_negatives: int = 256  # loss = sampled_softmax only
+    # The intent CL's positive: the center of the un-augmented sequence (the
+    # authors') or each view's own nearest center.
+    intent_positive: str = choice("original", "view")
+    # The cluster loss's push: the authors' mean over all k^2 center pairs
+    # (zero diagonal included), or over the k(k-1) distinct pairs.
+    push_norm: str = choice("all_pairs", "off_diagonal")
+    # The cluster loss's pull: toward every center (the paper's), the nearest
+    # only, or a Sinkhorn-balanced soft assignment.
+    cluster_pull: str = choice("all", "nearest", "sinkhorn")
     # The two contrastive views of a training sample: "augment" = two random
     # crop / mask / reorder views (the paper's); "same_target" = the sample
     # itself and another training sample with the same next item (DuoRec's
     # supervised positive; itself again, under new dropout, if none exists).
-    views: str = "augment"
+    views: str = choice("augment", "same_target")
     # Augmentation ratios (crop keeps tao, mask hides gamma, reorder shuffles beta).
     crop_ratio: float = 0.2
     mask_ratio: float = 0.7
     reorder_ratio: float = 0.2
+    # Encoder passes per step: 5 = the authors' (views encoded again for the
+    # intent CL), 3 = the two views shared by both contrasts.
+    encoder_passes: int = 3
 
 
 @dataclass
@@ -183,25 +174,56 @@ class TrainConfig:
     # so a batch is padded to its own longest sequence, not to T.
     # 0 = every batch padded to T (the authors' way).
     bucket_batches: int = 32
-    # Training samples (Split.train_samples): "users", one window per user with
-    # a target at every position, or "prefixes", one sample per target with
-    # the loss at its last position (RecBole's: on Beauty 1.8x the time per
-    # epoch and, for SASRec-CE, +10 % validation NDCG@20; NOTES.md section 13).
-    samples: str = "users"
-    # Encoder passes per step: 5 = the authors' (views encoded again for the
-    # intent CL), 3 = the two views shared by both contrasts.
-    encoder_passes: int = 3
-    history_mask: str = "neg_inf"
+    # Training samples: "users", one window per user with a target at every
+    # position (the paper's), or "prefixes", one sample per training target
+    # with the loss at its last position (RecBole's).
+    samples: str = choice("users", "prefixes")
+    # History items at evaluation: minus infinity (correct) or the authors' zero.
+    history_mask: str = choice("neg_inf", "zero")
     eval_batch_size: int = 2048
-    device: str = "auto"
+    device: str = choice("auto", "cpu", "cuda")
     threads: int = 0  # 0 = torch default
     # torch.use_deterministic_algorithms: without it two CPU processes with the
     # same seed drift apart by float noise (measured: ~1e-8 at epoch 0).
     deterministic: bool = True
-    log_every_epoch: bool = True
     # False for tuning trials (elcrec tune): the test set is never evaluated, so
     # nothing chosen from these runs can have seen it.
     evaluate_test: bool = True
+
+
+# Options of earlier versions, so that their run folders still load (and
+# resume): removed ones are dropped, moved ones moved, and a model's name is
+# derived from the switches that named it then.
+_RETIRED = {("train", "log_every_epoch")}  # read by nothing
+_MOVED = {("train", "encoder_passes"): ("model", "encoder_passes")}
+_VARIANT_NAMES = {
+    "sasrec": "SASRec",
+    "backbone": "CL4SRec",
+    "icl": "ELCRec-B+ICL",
+    "elcm": "ELCRec-B+ELCM",
+    "full": "ELCRec",
+}
+
+
+def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for section, key in _RETIRED:
+        raw.get(section, {}).pop(key, None)
+    for (section, key), (to_section, to_key) in _MOVED.items():
+        if key in raw.get(section, {}):
+            raw.setdefault(to_section, {})[to_key] = raw[section].pop(key)
+    model = raw.get("model")
+    if model is not None and "name" not in model and "variant" in model:
+        variant = model["variant"]
+        if variant == "iclrec":
+            model["name"], model["variant"] = "ICLRec", "full"
+        elif str(raw.get("preset") or "").startswith("plus"):
+            model["name"] = "ELCRec+"
+        elif variant == "sasrec" and model.get("loss") == "ce":
+            model["name"] = "SASRec-CE"
+        else:
+            model["name"] = _VARIANT_NAMES.get(variant, variant)
+    return raw
 
 
 @dataclass
@@ -215,10 +237,11 @@ class RunConfig:
         for section in (self.data, self.model, self.train):
             for f in fields(section):
                 value = getattr(section, f.name)
-                if f.name in CHOICES and value not in CHOICES[f.name]:
+                allowed = f.metadata.get("choices")
+                if allowed and value not in allowed:
                     raise ConfigError(
                         f"{type(section).__name__[:-6].lower()}.{f.name} = {value!r}: "
-                        f"expected one of {', '.join(CHOICES[f.name])}"
+                        f"expected one of {', '.join(allowed)}"
                     )
         positive = [
             ("data.max_len", self.data.max_len),
@@ -241,8 +264,8 @@ class RunConfig:
         for name in ("crop_ratio", "mask_ratio", "reorder_ratio"):
             if not 0.0 <= getattr(self.model, name) <= 1.0:
                 raise ConfigError(f"model.{name} must lie in [0, 1]")
-        if self.train.encoder_passes not in (3, 5):
-            raise ConfigError("train.encoder_passes must be 3 or 5")
+        if self.model.encoder_passes not in (3, 5):
+            raise ConfigError("model.encoder_passes must be 3 or 5")
         if self.model.temperature <= 0:
             raise ConfigError("model.temperature must be positive")
         if self.train.patience < 1:
@@ -268,6 +291,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], origin: str = "config") -> RunConfig:
         cfg = cls()
+        raw = _migrate(raw)
         unknown_top = set(raw) - {"data", "model", "train", "preset"}
         if unknown_top:
             raise ConfigError(f"{origin}: unknown section(s) {sorted(unknown_top)}")
@@ -296,8 +320,6 @@ class RunConfig:
         return cls.from_dict(raw, origin=str(path))
 
     def save(self, path: str | Path) -> None:
-        from elcrec._io import atomic_write_text
-
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def replace(self, **overrides: Any) -> RunConfig:
@@ -353,8 +375,8 @@ def _coerce(value: Any, current: Any, name: str) -> Any:
 def preset(name: str, dataset: str = "beauty") -> RunConfig:
     """Named starting points.
 
-    * ``paper``: the authors' code and settings for a benchmark (METHOD.md
-      section 5): k-means initialised centers, mean pooling over all T
+    * ``paper``: the authors' code and settings for a benchmark
+      (docs/method.md, "the authors' code"): k-means initialised centers, mean pooling over all T
       positions with padding, per-position fusion, five encoder passes, each
       batch padded to T, history items masked by zero.  Slow, faithful.
     * ``fast``: the paper's layers, k, fusion and dropout with the cheap
@@ -376,21 +398,23 @@ def preset(name: str, dataset: str = "beauty") -> RunConfig:
         cfg.model.seq_cl_repr = "concat"
         cfg.model.center_init = "kmeans"
         cfg.train.bucket_batches = 0
-        cfg.train.encoder_passes = 5
+        cfg.model.encoder_passes = 5
         cfg.train.history_mask = "zero"
     elif name == "fast":
         cfg.model.pooling = "masked_mean"
         cfg.model.seq_cl_repr = "mean"
         cfg.model.alpha = 0.1
         cfg.train.bucket_batches = 32
-        cfg.train.encoder_passes = 3
+        cfg.model.encoder_passes = 3
         cfg.train.history_mask = "neg_inf"
     elif name == "plus":
         cfg = preset("fast", dataset)
         tuned = PLUS_SETTINGS.get(dataset, PLUS_SETTINGS.get("beauty"))
         if tuned is None:
             raise ConfigError("the plus preset has no tuned settings yet: run elcrec tune")
-        cfg = cfg.replace(**PLUS_BASE, **tuned, **{"train.patience": PLUS_PATIENCE})
+        cfg = cfg.replace(
+            **PLUS_BASE, **tuned, **{"train.patience": PLUS_PATIENCE, "model.name": "ELCRec+"}
+        )
         cfg.preset = f"plus:{dataset}"
     else:
         raise ConfigError(f"unknown preset {name!r}: expected paper, fast or plus")
@@ -408,6 +432,7 @@ __all__ = [
     "PLUS_SETTINGS",
     "RunConfig",
     "TrainConfig",
+    "choices",
     "parse_overrides",
     "preset",
 ]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from elcrec._io import atomic_write
 from elcrec.config import BENCHMARKS, DataConfig
 
 BENCHMARK_SHA256 = {
@@ -274,8 +275,6 @@ def benchmark_path(
 
 
 def _download(url: str, path: Path, expected: str, timeout: float) -> None:
-    from elcrec._io import atomic_write
-
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             payload = response.read()
@@ -420,7 +419,7 @@ def pad_left(matrix: np.ndarray, width: int) -> np.ndarray:
 
 @dataclass
 class Split:
-    """Leave-one-out (METHOD.md section 1): per user, the last item is the test
+    """Leave-one-out (docs/method.md, "Data and evaluation"): per user, the last item is the test
     target, the second-to-last the validation target, the rest is training.
 
     Training input of user u is seq[:-3] with targets seq[1:-2]; validation

@@ -16,48 +16,12 @@ import numpy as np
 import torch
 
 from elcrec._io import atomic_write
+from elcrec._version import __version__
 from elcrec.config import RunConfig
 from elcrec.data import Interactions, pad_left, right_aligned
-from elcrec.model import ELCRec, LearnableClusters
-
-
-@torch.no_grad()
-def nearest_intents(
-    model: ELCRec,
-    interactions: Interactions,
-    device="cpu",
-    top: int = 3,
-    with_repr: bool = False,
-    batch_size: int = 2048,
-):
-    """For every user's full sequence (the test input: all but the last item):
-    the ``top`` nearest centers, their squared distances, and optionally the
-    pooled representation that was clustered.  Returns (ids, distances, reprs)."""
-    model.eval()
-    n = interactions.n_users
-    starts, ends = interactions.offsets[:-1], interactions.offsets[1:] - 1
-    top = min(top, model.cfg.n_clusters)
-    ids = np.empty((n, top), dtype=np.int64)
-    dists = np.empty((n, top), dtype=np.float32)
-    reprs = None
-    for i in range(0, n, batch_size):
-        sl = slice(i, min(i + batch_size, n))
-        items = right_aligned(interactions.flat, starts[sl], ends[sl], model.max_len)
-        items = torch.from_numpy(pad_left(items, model.width_for(items.shape[1]))).to(device)
-        pooled = model.pool(model.encode(items), items)
-        d = LearnableClusters.sq_distances(model.cluster_space(pooled), model.clusters.centers)
-        nearest = torch.topk(d, top, dim=1, largest=False)
-        ids[sl], dists[sl] = nearest.indices.cpu().numpy(), nearest.values.cpu().numpy()
-        if with_repr:
-            if reprs is None:
-                reprs = np.empty((n, pooled.shape[1]), dtype=np.float32)
-            reprs[sl] = pooled.cpu().numpy()
-    return ids, dists, reprs
-
-
-def assign_intents(model: ELCRec, interactions: Interactions, device="cpu") -> np.ndarray:
-    """Nearest center of every user's full sequence."""
-    return nearest_intents(model, interactions, device, top=1)[0][:, 0]
+from elcrec.evaluate import nearest_intents
+from elcrec.models import SequentialModel, build_model
+from elcrec.runs import RunFolder
 
 
 def typical_items(intent_of_user: np.ndarray, interactions: Interactions, n_intents: int, top=10):
@@ -114,7 +78,7 @@ class ItemIndex:
 
 
 class _Scorer(torch.nn.Module):
-    def __init__(self, model: ELCRec):
+    def __init__(self, model: SequentialModel):
         super().__init__()
         self.model = model
 
@@ -139,7 +103,7 @@ class Recommendation:
 
 
 class Recommender:
-    def __init__(self, model: ELCRec, interactions: Interactions, cfg: RunConfig, device="cpu"):
+    def __init__(self, model: SequentialModel, interactions: Interactions, cfg: RunConfig, device="cpu"):
         self.model = model.eval()
         self.data = interactions
         self.cfg = cfg
@@ -155,23 +119,20 @@ class Recommender:
     def load(
         cls, run_dir: str | Path, device: str = "cpu", checkpoint: str = "best.pt"
     ) -> Recommender:
-        from elcrec.train import load_data_files
-
-        run_dir = Path(run_dir)
+        folder = RunFolder(run_dir)
         for name in ("config.json", "data.json", checkpoint):
-            if not (run_dir / name).exists():
-                raise FileNotFoundError(f"{run_dir / name}: missing; is {run_dir} a finished run?")
-        cfg = RunConfig.load(run_dir / "config.json")
-        interactions = load_data_files(run_dir)
-        model = ELCRec(interactions.n_items, cfg.data.max_len, cfg.model)
-        state = torch.load(run_dir / checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(state)
+            if not (folder / name).exists():
+                raise FileNotFoundError(f"{folder / name}: missing; is {run_dir} a finished run?")
+        cfg = folder.config()
+        interactions = folder.load_data()
+        model = build_model(interactions.n_items, cfg.data.max_len, cfg.model)
+        model.load_state_dict(folder.load_torch(checkpoint, device))
         return cls(model.to(device), interactions, cfg, device)
 
     def use_ann(self, ef_search: int = 128, m: int = 32) -> Recommender:
         """Answer from an HNSW index over the item embeddings instead of scoring
         every item (for large catalogues; approximate)."""
-        emb = self.model.encoder.item_emb.weight[1:].detach().cpu().numpy()
+        emb = self.model.item_vectors().detach().cpu().numpy()
         self.ann = ItemIndex(emb, m=m)
         self.ann.ef_search = ef_search
         return self
@@ -395,8 +356,6 @@ class Recommender:
         return path
 
     def metadata(self) -> dict:
-        from elcrec import __version__
-
         return {
             "dataset": self.data.name,
             "items": self.data.n_items,

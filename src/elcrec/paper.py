@@ -1,8 +1,8 @@
 """Published numbers the benchmarks compare against (ELCRec paper, NeurIPS 2024).
 
 Table 1 (test, full ranking, leave-one-out) for the models this package
-implements, the ablation sums of HR@5+HR@20+NDCG@5+NDCG@20 (METHOD.md
-section 8), and the training times and memory of Table 2 (one RTX 4090).
+implements, the ablation sums of HR@5+HR@20+NDCG@5+NDCG@20 (docs/method.md,
+"Ablation"), and the training times and memory of Table 2 (one RTX 4090).
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from elcrec._io import atomic_write, atomic_write_text
+from elcrec.evaluate import nearest_intents
+from elcrec.inference import Recommender
+
 GROUPS = ("new", "low", "medium", "high")
 
 
@@ -96,9 +100,6 @@ def plot_tsne(reprs: np.ndarray, intent: np.ndarray, n: int, seed: int = 0) -> b
 def write_report(run_dir: str | Path, out: str | Path | None = None, tsne_users=3000) -> Path:
     """One self-contained HTML file (images inlined) for a finished run, and
     the pictures as PNG files in ``<report>_figures/``."""
-    from elcrec._io import atomic_write, atomic_write_text
-    from elcrec.inference import Recommender, nearest_intents
-
     run_dir = Path(run_dir)
     out = Path(out or run_dir / "report.html")
     rec = Recommender.load(run_dir)

@@ -1,41 +1,34 @@
-"""Training: one run = one folder.
+"""Training: a run, bound to its folder (:mod:`elcrec.runs`), trained to early stopping.
 
-    run_dir/
-      config.json        resolved, validated config (``elcrec train --config`` repeats it)
-      data.json          id mapping (original user and item ids) and dataset name
-      sequences.npz      the users' item sequences (for recommending to known users)
-      metrics.jsonl      one line per epoch: losses, validation metrics, timings
-      tb/                TensorBoard events
-      last.pt            end-of-epoch checkpoint: model, optimizer, RNG, early stopping
-      best.pt            weights of the best validation NDCG@20
-      test_metrics.json  test metrics of best.pt, written once at the end
-      test_ranks.npz     each user's test-item rank, test item and history length
-                         (small; compares runs user by user without their weights)
+``Run.fit`` reads as its steps: set up (device, data, model, optimizer),
+restore (the last checkpoint, or a fresh start), then per epoch train and
+validate-and-checkpoint, then the test pass.  The batches, negatives and
+views of an epoch depend only on (seed, epoch), and every checkpoint holds
+the RNG state, so a run that is killed and resumed ends exactly where an
+uninterrupted one does.
 
-The loop is plain: for each epoch, for each batch, losses -> backward -> step;
-then validate, keep the best, stop after ``patience`` epochs without progress.
-Every checkpoint is written atomically, and the batches, negatives and views
-of an epoch depend only on (seed, epoch), so a run that is killed and resumed
-ends exactly where an uninterrupted one does.
+Under ``torchrun`` (later) three places change and no other: ``batches``
+takes the rank's shard, ``self.folder.main`` is false off rank 0 (it guards
+every write), and the model is wrapped where ``setup`` builds it.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from elcrec import data as data_mod
-from elcrec._io import atomic_write, atomic_write_text
-from elcrec.config import CHOICES, ConfigError, RunConfig
-from elcrec.evaluate import evaluate, metrics_from_ranks, nmi, per_user_test, rank_all
-from elcrec.model import ELCRec
+from elcrec.config import ConfigError, RunConfig, TrainConfig, choices
+from elcrec.evaluate import evaluate, intent_quality, metrics_from_ranks, per_user_test, rank_all
+from elcrec.models import Batch, SequentialModel, build_model, entry
+from elcrec.runs import RunFolder
 
 
 def resolve_device(name: str) -> torch.device:
@@ -50,46 +43,6 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def save_torch(obj, path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
-
-
-def save_data_files(run_dir: Path, interactions: data_mod.Interactions) -> None:
-    meta = {
-        "name": interactions.name,
-        "user_ids": list(interactions.user_ids),
-        "item_ids": list(interactions.item_ids),
-    }
-    atomic_write_text(run_dir / "data.json", json.dumps(meta))
-
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez(f, flat=interactions.flat, offsets=interactions.offsets)
-
-    atomic_write(run_dir / "sequences.npz", write)
-
-
-def save_test_ranks(run_dir: Path, ranks: np.ndarray, split: data_mod.Split) -> None:
-    """Per-user test results, so that runs can be compared user by user
-    (benchmarks/paired_runs.py) after their checkpoints are gone."""
-
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **per_user_test(ranks, split))
-
-    atomic_write(run_dir / "test_ranks.npz", write)
-
-
-def load_data_files(run_dir: Path) -> data_mod.Interactions:
-    meta = json.loads((run_dir / "data.json").read_text())
-    arrays = np.load(run_dir / "sequences.npz", allow_pickle=False)
-    return data_mod.Interactions(
-        meta["user_ids"], meta["item_ids"], arrays["flat"], arrays["offsets"], name=meta["name"]
-    )
-
-
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
@@ -97,7 +50,7 @@ def describe_device(device: torch.device) -> str:
 
 
 @torch.no_grad()
-def pooled_train_representations(model: ELCRec, split: data_mod.Split, device, batch_size=1024):
+def pooled_train_representations(model, split: data_mod.Split, device, batch_size=1024):
     """Pooled representations of every user's training input (eval mode)."""
     model.eval()
     users = np.arange(split.data.n_users)
@@ -111,52 +64,15 @@ def pooled_train_representations(model: ELCRec, split: data_mod.Split, device, b
     return torch.cat(out).numpy().astype(np.float32)
 
 
-def kmeans_init(model: ELCRec, split: data_mod.Split, device, seed: int) -> None:
-    """Fit the centers by k-means (faiss) over the encoder's pooled training
-    representations of every user.  ELCRec (the authors' code) does it once,
-    on the untrained encoder, and L2-normalises the centers; ICLRec does it
-    before every epoch and keeps the raw centroids (its clustering: 20
-    iterations, best of 5 restarts)."""
-    import faiss
+@dataclass
+class State:
+    """Early stopping's bookkeeping, saved in every checkpoint."""
 
-    x = np.ascontiguousarray(pooled_train_representations(model, split, device))
-    k = model.cfg.n_clusters
-    if len(x) < k:
-        raise ConfigError(f"model.n_clusters = {k} exceeds the {len(x)} users to cluster")
-    nredo = 5 if model.fixed_centers else 1
-    km = faiss.Kmeans(
-        x.shape[1], k, niter=20, nredo=nredo, seed=seed, verbose=False, min_points_per_centroid=1
-    )
-    km.train(x)
-    centers = torch.from_numpy(km.centroids).to(device)
-    if not model.fixed_centers:
-        centers = torch.nn.functional.normalize(centers, dim=1)
-    with torch.no_grad():
-        model.clusters.centers.copy_(centers)
-
-
-def intent_quality(model: ELCRec, split: data_mod.Split, device) -> dict:
-    """How users spread over the learned intents (full sequences): intents used,
-    the largest intent's share of users, and the effective number of intents
-    (exp of the entropy of the shares; k when balanced, 1 when collapsed).
-    On synthetic data also the NMI with the planted intents (and a random
-    assignment's, for scale)."""
-    from elcrec.inference import assign_intents
-
-    learned = assign_intents(model, split.data, device=device)
-    shares = np.bincount(learned, minlength=model.cfg.n_clusters) / len(learned)
-    nonzero = shares[shares > 0]
-    out = {
-        "used_intents": int(len(nonzero)),
-        "largest_share": float(shares.max()),
-        "effective_intents": float(np.exp(-(nonzero * np.log(nonzero)).sum())),
-    }
-    planted = split.data.planted_intents
-    if planted is not None:
-        rng = np.random.default_rng(0)
-        random = rng.integers(0, model.cfg.n_clusters, len(planted))
-        out.update(nmi=nmi(planted, learned), random_nmi=nmi(planted, random))
-    return out
+    epoch: int = 0  # epochs finished
+    best_ndcg20: float = -1.0
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    wall_s: float = 0.0
 
 
 class Run:
@@ -164,136 +80,29 @@ class Run:
 
     def __init__(self, cfg: RunConfig, run_dir: str | Path, interactions=None):
         self.cfg = cfg.validate()
-        self.dir = Path(run_dir)
+        entry(cfg.model.name)  # an unknown model fails before anything is read or written
+        self.folder = RunFolder(run_dir, main=True)
+        self.dir = self.folder.path
         self.interactions = interactions
-
-    def _prepare_dir(self) -> bool:
-        """Create the folder, or check it belongs to this config. True = resume."""
-        config_path = self.dir / "config.json"
-        if config_path.exists():
-            existing = RunConfig.load(config_path)
-            if existing.identity() != self.cfg.identity():
-                raise ConfigError(
-                    f"{self.dir} holds a run with a different config; choose another --run-dir"
-                )
-            return (self.dir / "last.pt").exists()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.cfg.save(config_path)
-        return False
 
     def fit(self, progress: bool = True, max_epochs: int | None = None) -> dict:
         """Train to early stopping (or ``max_epochs`` more epochs, for tests of resuming)."""
-        cfg = self.cfg
-        device = resolve_device(cfg.train.device)
-        if device.type == "cuda" and cfg.train.deterministic:
-            # cuBLAS is deterministic only with a fixed workspace (set before its first use).
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
-        if cfg.train.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
-        if (self.dir / "test_metrics.json").exists():
-            self._prepare_dir()  # refuses a folder that holds another config
-            return json.loads((self.dir / "test_metrics.json").read_text())
-        # Load the data before creating anything, so bad input leaves no folder behind.
-        interactions = self.interactions or data_mod.load(cfg.data)
-        resuming = self._prepare_dir()
-        if not (self.dir / "data.json").exists():
-            save_data_files(self.dir, interactions)
-        split = data_mod.Split(interactions, cfg.data.max_len)
-
-        torch.manual_seed(cfg.train.seed)
-        model = ELCRec(interactions.n_items, cfg.data.max_len, cfg.model).to(device)
-        opt = torch.optim.Adam(
-            model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
-        )
-        state = {"epoch": 0, "best_ndcg20": -1.0, "best_epoch": -1, "bad_epochs": 0, "wall_s": 0.0}
-        if resuming:
-            ckpt = torch.load(self.dir / "last.pt", map_location=device, weights_only=True)
-            model.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
-            # map_location moved the saved RNG states too; the CPU one must come back.
-            torch.set_rng_state(ckpt["torch_rng"].cpu())
-            if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(ckpt["cuda_rng"].cpu(), device)
-            state = ckpt["state"]
-            if state["best_epoch"] >= 0 and not (self.dir / "best.pt").exists():
-                # The test pass at the end needs the best epoch's weights; say so
-                # now rather than after the remaining epochs (a folder copied
-                # back with last.pt alone, e.g. from a GPU machine).
-                raise ConfigError(
-                    f"{self.dir / 'best.pt'} is missing: last.pt records a best epoch "
-                    f"({state['best_epoch']}) whose weights are gone; copy best.pt back "
-                    "or start the run afresh"
-                )
-            _truncate_metrics(self.dir / "metrics.jsonl", state["epoch"])
-        else:
-            # A fresh start (e.g. a folder copied without its checkpoint) keeps
-            # no epochs from before.
-            _truncate_metrics(self.dir / "metrics.jsonl", 0)
-            if model.uses_intents and cfg.model.center_init == "kmeans":
-                kmeans_init(model, split, device, cfg.train.seed)
-
-        writer = _tensorboard(self.dir / "tb", purge_step=state["epoch"])
-        stop_at = (
-            cfg.train.epochs
-            if max_epochs is None
-            else min(cfg.train.epochs, state["epoch"] + max_epochs)
-        )
+        if self.folder.finished():
+            self.folder.prepare(self.cfg)  # refuses a folder that holds another config
+            return self.folder.test_metrics()
+        self.setup()
+        state = self.restore()
+        stop_at = self.cfg.train.epochs
+        if max_epochs is not None:
+            stop_at = min(stop_at, state.epoch + max_epochs)
+        writer = self.folder.tensorboard(purge_step=state.epoch)
         try:
-            while state["epoch"] < stop_at and state["bad_epochs"] < cfg.train.patience:
-                epoch = state["epoch"]
+            while state.epoch < stop_at and state.bad_epochs < self.cfg.train.patience:
                 t0 = time.perf_counter()
-                if model.fixed_centers:  # ICLRec: intents re-fitted over all users
-                    kmeans_init(model, split, device, cfg.train.seed * 1000 + epoch)
-                losses = self._train_epoch(model, opt, split, epoch, device, progress)
-                t1 = time.perf_counter()
-                valid = evaluate(
-                    model, split, "valid", cfg.train.eval_batch_size, cfg.train.history_mask, device
-                )
-                t2 = time.perf_counter()
-                state["wall_s"] += t2 - t0
-                improved = valid["NDCG@20"] > state["best_ndcg20"]
-                if improved:
-                    state.update(best_ndcg20=valid["NDCG@20"], best_epoch=epoch, bad_epochs=0)
-                    save_torch(model.state_dict(), self.dir / "best.pt")
-                else:
-                    state["bad_epochs"] += 1
-                record = {
-                    "epoch": epoch,
-                    **{f"loss/{k}": v for k, v in losses.items()},
-                    **{f"valid/{k}": v for k, v in valid.items()},
-                    "train_s": t1 - t0,
-                    "eval_s": t2 - t1,
-                    "peak_rss_mb": peak_rss_mb(),
-                }
-                with open(self.dir / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
-                if writer is not None:
-                    for key, value in record.items():
-                        if key != "epoch":
-                            writer.add_scalar(key, value, epoch)
-                    writer.flush()
-                if progress:
-                    print(
-                        f"epoch {epoch}: valid HR@20 {valid['HR@20']:.4f} NDCG@20 "
-                        f"{valid['NDCG@20']:.4f} (best {state['best_ndcg20']:.4f} @ "
-                        f"{state['best_epoch']}) train {t1 - t0:.1f}s eval {t2 - t1:.1f}s",
-                        flush=True,
-                    )
-                state["epoch"] = epoch + 1
-                save_torch(
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "torch_rng": torch.get_rng_state(),
-                        "cuda_rng": (
-                            torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-                        ),
-                        "state": state,
-                    },
-                    self.dir / "last.pt",
-                )
+                self.model.on_epoch_start(self.encode_users, self.cfg.train.seed, state.epoch)
+                losses = self.train_epoch(state.epoch, progress)
+                train_s = time.perf_counter() - t0
+                self.validate_and_checkpoint(state, losses, train_s, writer, progress)
         except KeyboardInterrupt:
             print(
                 f"\ninterrupted; resume with: elcrec train --config {self.dir / 'config.json'} "
@@ -304,29 +113,88 @@ class Run:
         finally:
             if writer is not None:
                 writer.close()
-        if state["epoch"] < cfg.train.epochs and state["bad_epochs"] < cfg.train.patience:
-            return {"unfinished": True, **state}  # max_epochs reached: resumable
-        return self._finish(model, split, device, state)
+        if state.epoch < self.cfg.train.epochs and state.bad_epochs < self.cfg.train.patience:
+            return {"unfinished": True, **vars(state)}  # max_epochs reached: resumable
+        return self.finish(state)
 
-    def _train_epoch(self, model, opt, split, epoch, device, progress) -> dict[str, float]:
+    # -- steps ------------------------------------------------------------- #
+    def setup(self) -> None:
+        """Device, threads and determinism; the data (before anything is
+        written, so bad input leaves no folder behind); the model and optimizer."""
         cfg = self.cfg
-        model.train()
-        rng = np.random.default_rng([cfg.train.seed, epoch, 1])
-        samples = cfg.train.samples
-        last_only = samples == "prefixes"  # a prefix sample's loss sits at its last position
-        batches = split.train_batches(
-            cfg.train.batch_size, cfg.train.seed, epoch, cfg.train.bucket_batches, samples
+        self.device = resolve_device(cfg.train.device)
+        if self.device.type == "cuda" and cfg.train.deterministic:
+            # cuBLAS is deterministic only with a fixed workspace (set before its first use).
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        if cfg.train.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        interactions = self.interactions or data_mod.load(cfg.data)
+        self.resuming = self.folder.prepare(cfg)
+        self.folder.save_data(interactions)
+        self.split = data_mod.Split(interactions, cfg.data.max_len)
+        torch.manual_seed(cfg.train.seed)
+        self.model: SequentialModel = build_model(
+            interactions.n_items, cfg.data.max_len, cfg.model
+        ).to(self.device)
+        self.opt = torch.optim.Adam(
+            self.model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
         )
+
+    def restore(self) -> State:
+        """The last checkpoint's weights, optimizer, RNG and state; or a fresh start."""
+        if not self.resuming:
+            # A fresh start (e.g. a folder copied without its checkpoint) keeps
+            # no epochs from before.
+            self.folder.truncate_epochs(0)
+            self.model.on_train_start(self.encode_users, self.cfg.train.seed)
+            return State()
+        ckpt = self.folder.load_torch("last.pt", self.device)
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        # map_location moved the saved RNG states too; the CPU one must come back.
+        torch.set_rng_state(ckpt["torch_rng"].cpu())
+        if self.device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(ckpt["cuda_rng"].cpu(), self.device)
+        state = State(**ckpt["state"])
+        if state.best_epoch >= 0 and not (self.dir / "best.pt").exists():
+            # The test pass at the end needs the best epoch's weights; say so
+            # now rather than after the remaining epochs (a folder copied
+            # back with last.pt alone, e.g. from a GPU machine).
+            raise ConfigError(
+                f"{self.dir / 'best.pt'} is missing: last.pt records a best epoch "
+                f"({state.best_epoch}) whose weights are gone; copy best.pt back "
+                "or start the run afresh"
+            )
+        self.folder.truncate_epochs(state.epoch)
+        return state
+
+    def encode_users(self) -> np.ndarray:
+        """Every user's pooled training representation (the models' hooks fit
+        their centers on it)."""
+        return pooled_train_representations(self.model, self.split, self.device)
+
+    def sample_order(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The epoch's training samples, shuffled and grouped into batches of
+        (users, target ends): the one place that decides who trains on what
+        (under torchrun, where a rank takes its shard)."""
+        t = self.cfg.train
+        return self.split.train_batches(t.batch_size, t.seed, epoch, t.bucket_batches, t.samples)
+
+    def batches(self, order, epoch: int):
+        """Those batches as tensors on the device, with their negatives and views."""
+        cfg, split, model = self.cfg, self.split, self.model
+        rng = np.random.default_rng([cfg.train.seed, epoch, 1])
+        last_only = cfg.train.samples == "prefixes"  # a prefix sample's loss sits at its end
         ratios = (cfg.model.crop_ratio, cfg.model.mask_ratio, cfg.model.reorder_ratio)
-        sums: dict[str, float] = {}
-        bar = _progress(batches, f"epoch {epoch}", progress)
-        for users, ends in bar:
+        for users, ends in order:
             own = split.train_inputs(users, ends)
             items = data_mod.pad_left(own, model.width_for(own.shape[1]))
             pos = split.train_targets(users, items.shape[1], ends, last_only)
             neg = split.sample_negatives(users, pos, rng)
             views = None
-            if model.seq_cl:
+            if model.wants_views:
                 if cfg.model.views == "same_target":
                     v1 = own
                     v2 = split.same_target_inputs(ends, rng, own.shape[1])
@@ -334,82 +202,118 @@ class Run:
                     v1 = split.train_views(users, rng, ratios, ends)
                     v2 = split.train_views(users, rng, ratios, ends)
                 w = model.width_for(max(v1.shape[1], v2.shape[1]))
-                both = np.concatenate([data_mod.pad_left(v1, w), data_mod.pad_left(v2, w)])
-                views = torch.from_numpy(both).to(device)
-            out = model.losses(
-                torch.from_numpy(items).to(device),
-                torch.from_numpy(pos).to(device),
-                torch.from_numpy(neg).to(device),
-                views,
-                cfg.train.encoder_passes,
+                views = np.concatenate([data_mod.pad_left(v1, w), data_mod.pad_left(v2, w)])
+            yield Batch(
+                *(torch.from_numpy(x).to(self.device) for x in (items, pos, neg)),
+                None if views is None else torch.from_numpy(views).to(self.device),
             )
-            opt.zero_grad(set_to_none=True)
+
+    def train_epoch(self, epoch: int, progress: bool) -> dict[str, float]:
+        """One pass over the training samples; the mean of each loss term."""
+        self.model.train()
+        sums: dict[str, float] = {}
+        order = self.sample_order(epoch)
+        bar = tqdm(
+            self.batches(order, epoch),
+            total=len(order),
+            desc=f"epoch {epoch}",
+            leave=False,
+            dynamic_ncols=True,
+            disable=not progress,
+        )
+        for batch in bar:
+            out = self.model(batch)
+            self.opt.zero_grad(set_to_none=True)
             out["total"].backward()
-            opt.step()
+            self.opt.step()
             for key, value in out.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
             if progress:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in out.items()}, refresh=False)
-        return {k: v / max(len(batches), 1) for k, v in sums.items()}
+        return {k: v / max(len(order), 1) for k, v in sums.items()}
 
-    def _finish(self, model, split, device, state) -> dict:
-        cfg = self.cfg
-        model.load_state_dict(
-            torch.load(self.dir / "best.pt", map_location=device, weights_only=True)
+    def validate_and_checkpoint(
+        self, state: State, losses: dict, train_s: float, writer, progress: bool
+    ) -> None:
+        """Validation metrics; the best weights; the epoch's record; last.pt."""
+        cfg, epoch = self.cfg, state.epoch
+        t1 = time.perf_counter()
+        valid = evaluate(
+            self.model,
+            self.split,
+            "valid",
+            cfg.train.eval_batch_size,
+            cfg.train.history_mask,
+            self.device,
         )
-        # The test pass, once for each way of excluding history items: the
-        # config's own is "test"; the authors' zero masking and the correct
-        # minus infinity can then be compared on the same checkpoint.
+        eval_s = time.perf_counter() - t1
+        state.wall_s += train_s + eval_s
+        if valid["NDCG@20"] > state.best_ndcg20:
+            state.best_ndcg20, state.best_epoch, state.bad_epochs = valid["NDCG@20"], epoch, 0
+            self.folder.save_torch(self.model.state_dict(), "best.pt")
+        else:
+            state.bad_epochs += 1
+        record = {
+            "epoch": epoch,
+            **{f"loss/{k}": v for k, v in losses.items()},
+            **{f"valid/{k}": v for k, v in valid.items()},
+            "train_s": train_s,
+            "eval_s": eval_s,
+            "peak_rss_mb": peak_rss_mb(),
+        }
+        self.folder.append_epoch(record)
+        if writer is not None:
+            for key, value in record.items():
+                if key != "epoch":
+                    writer.add_scalar(key, value, epoch)
+            writer.flush()
+        if progress and self.folder.main:
+            print(
+                f"epoch {epoch}: valid HR@20 {valid['HR@20']:.4f} NDCG@20 "
+                f"{valid['NDCG@20']:.4f} (best {state.best_ndcg20:.4f} @ "
+                f"{state.best_epoch}) train {train_s:.1f}s eval {eval_s:.1f}s",
+                flush=True,
+            )
+        state.epoch = epoch + 1
+        cuda = self.device.type == "cuda"
+        checkpoint = {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else None,
+            "state": vars(state),
+        }
+        self.folder.save_torch(checkpoint, "last.pt")
+
+    def finish(self, state: State) -> dict:
+        """The test pass on the best weights, once for each way of excluding
+        history items: the config's own is "test"; the authors' zero masking
+        and the correct minus infinity can then be compared on one checkpoint."""
+        cfg, model = self.cfg, self.model
+        model.load_state_dict(self.folder.load_torch("best.pt", self.device))
+        masks = choices(TrainConfig, "history_mask") if cfg.train.evaluate_test else ()
         ranks = {
-            mask: rank_all(model, split, "test", cfg.train.eval_batch_size, mask, device)
-            for mask in (CHOICES["history_mask"] if cfg.train.evaluate_test else ())
+            mask: rank_all(model, self.split, "test", cfg.train.eval_batch_size, mask, self.device)
+            for mask in masks
         }
         by_mask = {mask: metrics_from_ranks(r) for mask, r in ranks.items()}
         if cfg.train.history_mask in ranks:
-            save_test_ranks(self.dir, ranks[cfg.train.history_mask], split)
+            self.folder.save_test_ranks(per_user_test(ranks[cfg.train.history_mask], self.split))
         result = {
             "test": by_mask.get(cfg.train.history_mask),
             "test_by_history_mask": by_mask,
-            "best_epoch": state["best_epoch"],
-            "best_valid_ndcg20": state["best_ndcg20"],
-            "epochs_run": state["epoch"],
-            "wall_s": state["wall_s"],
+            "best_epoch": state.best_epoch,
+            "best_valid_ndcg20": state.best_ndcg20,
+            "epochs_run": state.epoch,
+            "wall_s": state.wall_s,
             "history_mask": cfg.train.history_mask,
             "seed": cfg.train.seed,
-            "device": describe_device(device),
+            "device": describe_device(self.device),
         }
         if model.uses_intents:
-            result["intents"] = intent_quality(model, split, device)
-        atomic_write_text(self.dir / "test_metrics.json", json.dumps(result, indent=2) + "\n")
+            result["intents"] = intent_quality(model, self.split.data, self.device)
+        self.folder.save_test_metrics(result)
         return result
-
-
-def _truncate_metrics(path: Path, epochs: int) -> None:
-    """Keep only the lines of epochs already checkpointed (a kill may leave one more)."""
-    if not path.exists():
-        return
-    lines = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line)["epoch"] < epochs
-    ]
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
-
-
-def _tensorboard(path: Path, purge_step: int):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional at run time
-        return None
-    return SummaryWriter(str(path), purge_step=purge_step)
-
-
-def _progress(items, desc: str, enabled: bool):
-    if not enabled:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, leave=False, dynamic_ncols=True)
 
 
 def train(cfg: RunConfig, run_dir: str | Path, interactions=None, progress: bool = True) -> dict:

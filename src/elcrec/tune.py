@@ -41,6 +41,8 @@ SPACE: dict[str, list] = {
     # makes each position a sample of its own: ~6x the steps per epoch).
     "train.batch_size": [64, 128, 256],
 }
+# Negatives shared by a batch when a trial draws loss = sampled_softmax.
+SAMPLED_NEGATIVES = 1024
 # Trial 0: the full softmax, a cosine sequence CL that helped it in a probe
 # (benchmarks/results/NOTES.md section 9), small weights on the intent terms.
 START = {
@@ -90,7 +92,7 @@ def trial_config(
     """``base`` (the dataset's ``fast`` preset) with PLUS_BASE, the fixed and
     the trial's options and the budget; the test set is switched off."""
     cfg = base.replace(
-        **{**PLUS_BASE, **(fixed or {})},
+        **{**PLUS_BASE, "model.n_negatives": SAMPLED_NEGATIVES, **(fixed or {})},
         **options,
         **{
             "train.epochs": epochs,

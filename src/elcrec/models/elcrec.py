@@ -2,16 +2,19 @@
 intent-assisted contrastive learning (ICL), in one file.
 
 Everything the forward pass and the losses need is here; the options are the
-fields of :class:`elcrec.config.ModelConfig` (METHOD.md sections 2-5).
+fields of :class:`elcrec.config.ModelConfig` (docs/method.md explains each).
 """
 
 from __future__ import annotations
 
+import faiss
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from elcrec.config import ModelConfig
+from elcrec.config import ConfigError, ModelConfig
+from elcrec.models.base import Batch, EncodeUsers, SequentialModel
 
 ATTENTION_MASK_VALUE = (
     -10000.0
@@ -19,7 +22,7 @@ ATTENTION_MASK_VALUE = (
 
 
 # --------------------------------------------------------------------------- #
-# SASRec encoder (post-LN Transformer, METHOD.md section 2)
+# SASRec encoder (post-LN Transformer, docs/method.md section 2)
 # --------------------------------------------------------------------------- #
 class Block(nn.Module):
     def __init__(self, hidden: int, n_heads: int, dropout: float):
@@ -129,7 +132,7 @@ class SASRec(nn.Module):
 
 
 # --------------------------------------------------------------------------- #
-# Learnable clusters (ELCM, METHOD.md section 3): usable on any representation
+# Learnable clusters (ELCM, docs/method.md section 3): usable on any representation
 # --------------------------------------------------------------------------- #
 class LearnableClusters(nn.Module):
     """k learnable centers on the unit sphere, trained by mini-batch losses only.
@@ -140,7 +143,7 @@ class LearnableClusters(nn.Module):
     >>> loss, assignment = clusters(z)      # add ``loss`` to your model's loss
 
     ``pull``: "all" pulls every sample toward every center (the paper's loss;
-    by METHOD.md section 3 it pulls all samples toward the centers' mean, so on
+    as docs/method.md section 3 shows, it pulls all samples toward the centers' mean, so on
     fixed data it spreads the centers rather than fitting them), "nearest"
     pulls each sample toward its nearest center only (mini-batch k-means on the
     sphere), "sinkhorn" toward a soft assignment balanced over the batch by
@@ -299,6 +302,21 @@ def next_item_sampled_softmax(
 
 
 # --------------------------------------------------------------------------- #
+# k-means (faiss): ELCRec's initial centers, ICLRec's intents
+# --------------------------------------------------------------------------- #
+def kmeans_centers(x: np.ndarray, k: int, seed: int, nredo: int = 1) -> torch.Tensor:
+    """k-means centroids of the rows of ``x`` (20 iterations, best of ``nredo``)."""
+    if len(x) < k:
+        raise ConfigError(f"model.n_clusters = {k} exceeds the {len(x)} users to cluster")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    km = faiss.Kmeans(
+        x.shape[1], k, niter=20, nredo=nredo, seed=seed, verbose=False, min_points_per_centroid=1
+    )
+    km.train(x)
+    return torch.from_numpy(km.centroids)
+
+
+# --------------------------------------------------------------------------- #
 # ELCRec
 # --------------------------------------------------------------------------- #
 VARIANT_PARTS = {
@@ -308,25 +326,23 @@ VARIANT_PARTS = {
     "icl": (True, True, False),
     "elcm": (True, False, True),
     "full": (True, True, True),
-    # ICLRec (Chen et al., WWW 2022): the same contrasts, but its intents are
-    # k-means centroids re-fitted over all users every epoch (by the trainer)
-    # and held fixed in between; no cluster loss, no fusion.
-    "iclrec": (True, True, False),
 }
 
 
-class ELCRec(nn.Module):
+class ELCRec(SequentialModel):
     def __init__(self, n_items: int, max_len: int, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
         self.max_len = max_len
         self.encoder = SASRec(n_items, max_len, cfg)
-        self.seq_cl, self.intent_cl, self.use_cluster_loss = VARIANT_PARTS[cfg.variant]
+        self.seq_cl, self.intent_cl, self.use_cluster_loss = self.parts(cfg)
         dim = cfg.hidden * (max_len if cfg.pooling == "concat" else 1)
         self.clusters = LearnableClusters(cfg.n_clusters, dim, cfg.push_norm, cfg.cluster_pull)
-        self.fixed_centers = cfg.variant == "iclrec"
-        if self.fixed_centers:
-            self.clusters.centers.requires_grad_(False)
+
+    @staticmethod
+    def parts(cfg: ModelConfig) -> tuple[bool, bool, bool]:
+        """(sequence CL, intent CL, cluster loss): the ablation switch."""
+        return VARIANT_PARTS[cfg.variant]
 
     # The authors' representation keeps the outputs at padding positions (they
     # enter the pooled mean and the concatenated sequence-CL vector); the other
@@ -336,7 +352,6 @@ class ELCRec(nn.Module):
         return self.cfg.pooling == "mean_padded"
 
     def width_for(self, natural: int) -> int:
-        """Batch width to encode a batch whose longest sequence has ``natural`` items."""
         if self.cfg.pooling == "concat" or (self.keeps_padding_outputs and not self.cfg.pad_approx):
             return self.max_len
         if self.keeps_padding_outputs:  # pad_approx: one padding column stands for the rest
@@ -347,6 +362,24 @@ class ELCRec(nn.Module):
     def uses_intents(self) -> bool:
         return self.intent_cl or self.use_cluster_loss
 
+    @property
+    def wants_views(self) -> bool:
+        return self.seq_cl
+
+    # ---------------------------------------------------------------------- #
+    # Hooks: the centers start as k-means over every user (the authors' code:
+    # once, on the untrained encoder, then L2-normalised)
+    # ---------------------------------------------------------------------- #
+    def on_train_start(self, encode_users: EncodeUsers, seed: int) -> None:
+        if self.uses_intents and self.cfg.center_init == "kmeans":
+            centers = kmeans_centers(encode_users(), self.cfg.n_clusters, seed)
+            self.set_centers(F.normalize(centers, dim=1))
+
+    @torch.no_grad()
+    def set_centers(self, centers: torch.Tensor) -> None:
+        self.clusters.centers.copy_(centers.to(self.clusters.centers.device))
+
+    # ---------------------------------------------------------------------- #
     def encode(self, items: torch.Tensor) -> torch.Tensor:
         h = self.encoder(items, virtual_pad=self.keeps_padding_outputs and self.cfg.pad_approx)
         if not self.keeps_padding_outputs:
@@ -376,14 +409,12 @@ class ELCRec(nn.Module):
         """Last-position outputs: the query vectors scored against item embeddings."""
         return self.encoder(items, last_only=True)[:, -1, :]
 
-    def score(self, items: torch.Tensor) -> torch.Tensor:
-        """Scores of items 1..N (column j is item j + 1) for each sequence."""
-        return self.user_vectors(items) @ self.encoder.item_emb.weight[1:].T
+    def item_vectors(self) -> torch.Tensor:
+        return self.encoder.item_emb.weight[1:]
 
     def cluster_space(self, pooled: torch.Tensor) -> torch.Tensor:
-        """Where users meet the centers: on the unit sphere (ELCRec), or as they
-        are (ICLRec's k-means centroids are not normalised)."""
-        return pooled if self.fixed_centers else F.normalize(pooled, dim=-1)
+        """Where users meet the centers: on the unit sphere."""
+        return F.normalize(pooled, dim=-1)
 
     def intents(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(nearest center, squared distances to all centers) of each sequence."""
@@ -395,7 +426,7 @@ class ELCRec(nn.Module):
     def _fuse(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Each position output gets its own nearest center (on un-normalised
         outputs, as the authors do), added (shift) or appended (concat)."""
-        if self.cfg.fusion == "none" or not self.intent_cl or self.fixed_centers:
+        if self.cfg.fusion == "none" or not self.intent_cl:
             return h
         c = self.clusters.centers
         if c.shape[1] != h.shape[-1]:  # concat pooling: centers live in T*d space
@@ -433,23 +464,18 @@ class ELCRec(nn.Module):
             return next_item_sampled_softmax(h, emb, pos, negatives)
         return next_item_bce(h, emb, pos, neg)
 
-    def losses(
-        self,
-        items: torch.Tensor,
-        pos: torch.Tensor,
-        neg: torch.Tensor,
-        views: torch.Tensor | None,
-        encoder_passes: int = 3,
-    ) -> dict[str, torch.Tensor]:
-        """All loss terms of one training step; ``total`` is what is optimised.
-
-        ``views`` stacks the two augmented views of each sequence: (2B, L').
-        """
-        cfg = self.cfg
-        if self.uses_intents and not self.fixed_centers:
+    def renormalize_centers(self) -> None:
+        """Centers back on the unit sphere before each step (the authors' code)."""
+        if self.uses_intents:
             self.clusters.renormalize()
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """All loss terms of one training step; ``total`` is what is optimised."""
+        cfg = self.cfg
+        items, pos, views = batch.items, batch.pos, batch.views
+        self.renormalize_centers()
         h = self.encode(items)
-        out = {"next_item": self._next_item_loss(h, pos, neg)}
+        out = {"next_item": self._next_item_loss(h, pos, batch.neg)}
         total = out["next_item"]
         assigned = None
         if self.uses_intents:
@@ -466,7 +492,7 @@ class ELCRec(nn.Module):
             out["seq_cl"] = info_nce(rep[:n], rep[n:], cfg.temperature, cosine)
             total = total + cfg.cl_weight * out["seq_cl"]
             if self.intent_cl:
-                if encoder_passes == 5:  # the authors encode the views again, new dropout
+                if cfg.encoder_passes == 5:  # the authors encode the views again, new dropout
                     hv = self.encode(views)
                 pooled = self.pool(hv, views)
                 c = self.clusters.centers

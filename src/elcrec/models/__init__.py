@@ -1,0 +1,80 @@
+"""The models, by the names the tables use.
+
+A model is one file in this folder (its ``nn.Module``, subclassing
+:class:`~elcrec.models.base.SequentialModel`) and one line in ``REGISTRY``
+below: the class, as ``"file:Class"``, and the options it sets on top of a
+preset.  ``elcrec train --model NAME``, ``elcrec benchmark --models`` and the
+Python API all read this table; the chosen name is saved in the run's config
+(``model.name``), so a run folder rebuilds its own model.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+from elcrec.config import ConfigError, ModelConfig, RunConfig
+from elcrec.models.base import Batch, SequentialModel
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    source: str  # "file:Class" in this folder
+    options: dict = field(default_factory=dict)  # dotted config options on top of the preset
+    preset: str | None = None  # the one preset the model exists under, if any
+
+    def model_class(self) -> type[SequentialModel]:
+        module, _, cls = self.source.partition(":")
+        return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
+REGISTRY: dict[str, ModelEntry] = {
+    # the paper's Table 1
+    "SASRec": ModelEntry("elcrec:ELCRec", {"model.variant": "sasrec"}),
+    "CL4SRec": ModelEntry("elcrec:ELCRec", {"model.variant": "backbone"}),  # ablation "B"
+    "ICLRec": ModelEntry("iclrec:ICLRec", {"model.n_clusters": 256}),  # its authors' k
+    "ELCRec": ModelEntry("elcrec:ELCRec", {"model.variant": "full"}),
+    # the paper's ablation (B = CL4SRec)
+    "ELCRec-B+ICL": ModelEntry("elcrec:ELCRec", {"model.variant": "icl"}),
+    "ELCRec-B+ELCM": ModelEntry("elcrec:ELCRec", {"model.variant": "elcm"}),
+    # beyond the paper: SASRec with a softmax over the whole catalogue as RecBole
+    # trains it (2 layers, one sample per training target, positions from its
+    # first item, early stopping after 10 epochs) ...
+    "SASRec-CE": ModelEntry(
+        "elcrec:ELCRec",
+        {
+            "model.variant": "sasrec",
+            "model.loss": "ce",
+            "model.n_layers": 2,
+            "train.samples": "prefixes",
+            "model.positions": "from_start",
+            "train.patience": 10,
+        },
+    ),
+    # ... and ELCRec+, whose options all come from the `plus` preset
+    "ELCRec+": ModelEntry("elcrec:ELCRec", {"model.variant": "full"}, preset="plus"),
+}
+DEFAULT_MODEL = "ELCRec"
+
+
+def entry(name: str) -> ModelEntry:
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown model {name!r}: expected one of {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def configure(cfg: RunConfig, name: str, preset_name: str | None = None) -> RunConfig:
+    """``cfg`` with model ``name``'s options (and its name recorded); refuses a
+    model that exists under another preset only."""
+    e = entry(name)
+    if e.preset and preset_name is not None and preset_name != e.preset:
+        raise ConfigError(f"{name} runs under --preset {e.preset}")
+    return cfg.replace(**e.options, **{"model.name": name})
+
+
+def build_model(n_items: int, max_len: int, cfg: ModelConfig) -> SequentialModel:
+    """The model a config names, untrained."""
+    return entry(cfg.name).model_class()(n_items, max_len, cfg)
+
+
+__all__ = ["REGISTRY", "Batch", "ModelEntry", "SequentialModel", "build_model", "configure"]

@@ -1,0 +1,77 @@
+"""What the trainer, the evaluator and the server ask of a model.
+
+A model is a ``torch.nn.Module`` built as ``Model(n_items, max_len, cfg)``
+(``cfg``: :class:`elcrec.config.ModelConfig`) that subclasses
+:class:`SequentialModel` and implements two methods:
+
+* ``forward(batch)`` -> a dict of scalar loss terms; ``"total"`` is what the
+  trainer back-propagates (the others are logged).  ``forward`` is what
+  ``DistributedDataParallel`` hooks, so every loss is computed inside it.
+* ``user_vectors(items)`` -> one query vector per sequence; an item's score
+  is the dot product with its row of ``item_vectors()``.
+
+Everything else has a default here: models with intents override
+``uses_intents``/``intents``, models that train on augmented views set
+``wants_views``, and the two hooks let a model prepare itself from every
+user's representation (ELCRec's k-means initialisation, ICLRec's per-epoch
+refit) without the trainer knowing which model it trains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass
+class Batch:
+    """One training step's tensors, all (B, L) int64 item ids, 0 = padding,
+    right-aligned (the last item sits in the last column)."""
+
+    items: torch.Tensor  # inputs
+    pos: torch.Tensor  # next-item target at each position (0: no target)
+    neg: torch.Tensor  # one sampled negative per target (the BCE loss)
+    # two augmented views of each input, stacked: (2B, L'); None unless
+    # the model's ``wants_views``
+    views: torch.Tensor | None = None
+
+
+# A function that encodes every user's training input (eval mode) and returns
+# the pooled representations, (users, d) float32; the trainer provides it.
+EncodeUsers = Callable[[], np.ndarray]
+
+
+class SequentialModel(nn.Module):
+    """Base class: the defaults of everything but ``forward`` and ``user_vectors``."""
+
+    max_len: int
+    wants_views: bool = False  # the trainer builds Batch.views only if set
+    uses_intents: bool = False  # intents, intent metrics and the intents export
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def user_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def item_vectors(self) -> torch.Tensor:
+        """(N, d): the vectors of items 1..N that queries are scored against."""
+        raise NotImplementedError
+
+    def score(self, items: torch.Tensor) -> torch.Tensor:
+        """Scores of items 1..N (column j is item j + 1) for each sequence."""
+        return self.user_vectors(items) @ self.item_vectors().T
+
+    def width_for(self, natural: int) -> int:
+        """Batch width to encode a batch whose longest sequence has ``natural`` items."""
+        return max(natural, 1)
+
+    def on_train_start(self, encode_users: EncodeUsers, seed: int) -> None:
+        """Called once before the first epoch of a fresh run (not on resume)."""
+
+    def on_epoch_start(self, encode_users: EncodeUsers, seed: int, epoch: int) -> None:
+        """Called before every training epoch."""

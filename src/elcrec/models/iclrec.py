@@ -1,0 +1,39 @@
+"""ICLRec (Chen et al., WWW 2022), the method ELCRec replaces: the same
+encoder and contrasts, but its intents are k-means centroids re-fitted over
+every user before every epoch and held fixed in between (no cluster loss, no
+fusion, centers neither learned nor normalised)."""
+
+from __future__ import annotations
+
+import torch
+
+from elcrec.config import ModelConfig
+from elcrec.models.base import EncodeUsers
+from elcrec.models.elcrec import ELCRec, kmeans_centers
+
+
+class ICLRec(ELCRec):
+    def __init__(self, n_items: int, max_len: int, cfg: ModelConfig):
+        super().__init__(n_items, max_len, cfg)
+        self.clusters.centers.requires_grad_(False)
+
+    @staticmethod
+    def parts(cfg: ModelConfig) -> tuple[bool, bool, bool]:
+        return True, True, False  # sequence CL, intent CL, no cluster loss
+
+    def on_train_start(self, encode_users: EncodeUsers, seed: int) -> None:
+        """Nothing: the first epoch's refit sets the centers."""
+
+    def on_epoch_start(self, encode_users: EncodeUsers, seed: int, epoch: int) -> None:
+        # its clustering: 20 iterations, best of 5 restarts, raw centroids
+        centers = kmeans_centers(encode_users(), self.cfg.n_clusters, seed * 1000 + epoch, nredo=5)
+        self.set_centers(centers)
+
+    def cluster_space(self, pooled: torch.Tensor) -> torch.Tensor:
+        return pooled  # raw k-means centroids live where the pooled vectors are
+
+    def _fuse(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return h
+
+    def renormalize_centers(self) -> None:
+        pass

@@ -1,0 +1,145 @@
+"""Run folders: one training run = one folder, read and written here only.
+
+    run_dir/
+      config.json        resolved, validated config (``elcrec train --config`` repeats it)
+      data.json          id mapping (original user and item ids) and dataset name
+      sequences.npz      the users' item sequences (for recommending to known users)
+      metrics.jsonl      one line per epoch: losses, validation metrics, timings
+      tb/                TensorBoard events
+      last.pt            end-of-epoch checkpoint: model, optimizer, RNG, early stopping
+      best.pt            weights of the best validation NDCG@20
+      test_metrics.json  test metrics of best.pt, written once at the end
+      test_ranks.npz     each user's test-item rank, test item and history length
+                         (small; compares runs user by user without their weights)
+
+Every file is written atomically, and only by the main process: under
+``torchrun`` the other ranks compute the same things and write nothing
+(``RunFolder(path, main=False)``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from elcrec._io import atomic_write, atomic_write_text
+from elcrec.config import ConfigError, RunConfig
+from elcrec.data import Interactions
+
+
+class RunFolder:
+    def __init__(self, path: str | Path, main: bool = True):
+        self.path = Path(path)
+        self.main = main  # the one guard in front of every write
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    # -- config ------------------------------------------------------------ #
+    def prepare(self, cfg: RunConfig) -> bool:
+        """Create the folder, or check it belongs to ``cfg``. True = a checkpoint to resume."""
+        config_path = self / "config.json"
+        if config_path.exists():
+            if RunConfig.load(config_path).identity() != cfg.identity():
+                raise ConfigError(
+                    f"{self.path} holds a run with a different config; choose another --run-dir"
+                )
+            return (self / "last.pt").exists()
+        if self.main:
+            self.path.mkdir(parents=True, exist_ok=True)
+            cfg.save(config_path)
+        return False
+
+    def config(self) -> RunConfig:
+        return RunConfig.load(self / "config.json")
+
+    # -- data -------------------------------------------------------------- #
+    def save_data(self, interactions: Interactions) -> None:
+        if not self.main or (self / "data.json").exists():
+            return
+        meta = {
+            "name": interactions.name,
+            "user_ids": list(interactions.user_ids),
+            "item_ids": list(interactions.item_ids),
+        }
+        atomic_write_text(self / "data.json", json.dumps(meta))
+
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.savez(f, flat=interactions.flat, offsets=interactions.offsets)
+
+        atomic_write(self / "sequences.npz", write)
+
+    def load_data(self) -> Interactions:
+        meta = json.loads((self / "data.json").read_text())
+        arrays = np.load(self / "sequences.npz", allow_pickle=False)
+        return Interactions(
+            meta["user_ids"], meta["item_ids"], arrays["flat"], arrays["offsets"], name=meta["name"]
+        )
+
+    # -- checkpoints ------------------------------------------------------- #
+    def save_torch(self, obj, name: str) -> None:
+        if not self.main:
+            return
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        atomic_write(self / name, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
+
+    def load_torch(self, name: str, device):
+        return torch.load(self / name, map_location=device, weights_only=True)
+
+    # -- per-epoch records ------------------------------------------------- #
+    def epochs(self) -> list[dict]:
+        path = self / "metrics.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def append_epoch(self, record: dict) -> None:
+        if self.main:
+            with open(self / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def truncate_epochs(self, epochs: int) -> None:
+        """Keep only the lines of epochs already checkpointed (a kill may leave one more)."""
+        if not self.main or not (self / "metrics.jsonl").exists():
+            return
+        kept = [r for r in self.epochs() if r["epoch"] < epochs]
+        atomic_write_text(self / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+
+    def tensorboard(self, purge_step: int):
+        """A SummaryWriter on tb/ (None off the main process or without tensorboard)."""
+        if not self.main:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is optional at run time
+            return None
+        return SummaryWriter(str(self / "tb"), purge_step=purge_step)
+
+    # -- results ----------------------------------------------------------- #
+    def finished(self) -> bool:
+        return (self / "test_metrics.json").exists()
+
+    def test_metrics(self) -> dict:
+        return json.loads((self / "test_metrics.json").read_text())
+
+    def save_test_metrics(self, result: dict) -> None:
+        if self.main:
+            atomic_write_text(self / "test_metrics.json", json.dumps(result, indent=2) + "\n")
+
+    def save_test_ranks(self, arrays: dict[str, np.ndarray]) -> None:
+        """Per-user test results, so that runs can be compared user by user
+        (benchmarks/paired_runs.py) after their checkpoints are gone."""
+        if not self.main:
+            return
+
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
+
+        atomic_write(self / "test_ranks.npz", write)
