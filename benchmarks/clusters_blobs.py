@@ -104,7 +104,7 @@ def main() -> None:
         f"| random assignment | {payload['random_nmi']:.4f} | |",
         "",
         "The paper's pull draws every sample toward every center, i.e. toward the",
-        "centers' mean (METHOD.md section 3): on fixed data it only spreads the",
+        "centers' mean (docs/method.md section 3): on fixed data it only spreads the",
         "centers, so it is not a clustering on its own; inside ELCRec the grouping",
         "comes from the assignment and the intent contrast.",
         "",

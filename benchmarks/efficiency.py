@@ -27,8 +27,8 @@ from common import RESULTS, command, environment, time_epochs, write_results  # 
 
 from elcrec._io import atomic_write_text  # noqa: E402
 from elcrec.benchmark import Cell  # noqa: E402
-from elcrec.models import REGISTRY  # noqa: E402
 from elcrec.config import BENCHMARKS  # noqa: E402
+from elcrec.models import REGISTRY  # noqa: E402
 from elcrec.paper import TABLE2  # noqa: E402
 
 GRID = Path(__file__).resolve().parent / "grid"

@@ -5,8 +5,6 @@ import pytest
 
 from elcrec import RunConfig
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
 
 def tiny_config(**overrides) -> RunConfig:
     """A config that trains in a second or two on CPU."""
@@ -31,7 +29,7 @@ def tiny():
 
 @pytest.fixture
 def beauty_dir():
-    folder = os.environ.get("ELCREC_DATA_DIR") or str(SHARED_DATA)
-    if not (Path(folder) / "Beauty.txt").exists():
+    folder = os.environ.get("ELCREC_DATA_DIR", "")
+    if not folder or not (Path(folder) / "Beauty.txt").exists():
         pytest.skip("Beauty.txt not available (set ELCREC_DATA_DIR)")
     return folder

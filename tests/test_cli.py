@@ -29,9 +29,17 @@ def trained(tmp_path_factory):
 
 
 def test_train_prints_metrics_and_intents(trained, capsys):
-    result = json.loads((trained / "test_metrics.json").read_text())
-    assert {"test", "best_epoch", "wall_s", "intents"} <= set(result)
-    assert result["intents"]["random_nmi"] < 1.0
+    # the finished run, asked again, prints its result and where it lives
+    config = trained.parent / "config.json"
+    assert main(["train", "--config", str(config), "--run-dir", str(trained)]) == 0
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    assert printed == json.loads((trained / "test_metrics.json").read_text())
+    assert f"run folder: {trained}" in captured.err
+    assert {"test", "best_epoch", "wall_s", "intents"} <= set(printed)
+    assert set(printed["test"]) >= {"HR@5", "HR@20", "NDCG@5", "NDCG@20", "MRR"}
+    intents = printed["intents"]
+    assert 0.0 <= intents["random_nmi"] < intents["nmi"] <= 1.0  # planted intents found
 
 
 def test_recommend_known_user_and_sequence(trained, capsys):
@@ -58,7 +66,7 @@ def test_intents_export_matches_the_model(trained, tmp_path, capsys):
     import pandas as pd
 
     from elcrec import Recommender
-    from elcrec.inference import assign_intents
+    from elcrec.evaluate import assign_intents
 
     assert main(["intents", str(trained), "--out", str(tmp_path), "--with-repr"]) == 0
     assert "users in" in capsys.readouterr().out

@@ -76,7 +76,7 @@ def test_target_ranks_match_slow_reference(rows, n_items, seed, coarse):
 
 def test_rank_all_matches_slow_reference(tiny):
     from elcrec.data import Split, synthetic
-    from elcrec.model import ELCRec
+    from elcrec.models.elcrec import ELCRec
 
     cfg = tiny()
     data = synthetic(120, 80, 4, seed=3)

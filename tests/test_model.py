@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from elcrec.config import ConfigError, ModelConfig, RunConfig
-from elcrec.model import (
+from elcrec.models import Batch
+from elcrec.models.elcrec import (
     ELCRec,
     LearnableClusters,
     SASRec,
@@ -156,7 +157,7 @@ def test_every_next_item_loss_trains_the_model(loss):
     neg = torch.where(pos > 0, 15, 0)  # an item that is never a target
     first = None
     for _ in range(30):
-        out = model.losses(items, pos, neg, None)
+        out = model(Batch(items, pos, neg))
         first = first if first is not None else float(out["next_item"].detach())
         opt.zero_grad()
         out["total"].backward()
@@ -208,6 +209,7 @@ def test_every_variant_and_pooling_gives_finite_gradients(variant, pooling, seq_
     cfg = ModelConfig(
         variant=variant, pooling=pooling, n_clusters=4, fusion="concat", seq_cl_repr=seq_cl_repr
     )
+    cfg.encoder_passes = 5
     model = ELCRec(20, 6, cfg)
     items = torch.tensor([[0, 0, 3, 4, 5, 6], [0, 1, 2, 3, 4, 5]])
     pos = torch.tensor([[0, 0, 4, 5, 6, 7], [0, 2, 3, 4, 5, 6]])
@@ -215,7 +217,7 @@ def test_every_variant_and_pooling_gives_finite_gradients(variant, pooling, seq_
     views = torch.tensor(
         [[0, 0, 0, 0, 3, 4], [0, 1, 0, 3, 0, 5], [0, 0, 0, 0, 0, 6], [0, 2, 1, 3, 4, 5]]
     )
-    out = model.losses(items, pos, neg, views, encoder_passes=5)
+    out = model(Batch(items, pos, neg, views))
     out["total"].backward()
     expected = {
         "sasrec": {"next_item"},
@@ -279,7 +281,7 @@ def test_virtual_padding_reproduces_a_t_wide_batch_in_one_layer():
 
 def test_learnable_clusters_recover_gaussian_blobs_from_mini_batches():
     from elcrec.evaluate import nmi
-    from elcrec.model import fit_clusters
+    from elcrec.models.elcrec import fit_clusters
 
     g = torch.Generator().manual_seed(0)
     k, dim = 8, 32

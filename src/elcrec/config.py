@@ -160,6 +160,11 @@ class ModelConfig:
     # Encoder passes per step: 5 = the authors' (views encoded again for the
     # intent CL), 3 = the two views shared by both contrasts.
     encoder_passes: int = 3
+    # When a step puts the centers back on the unit sphere: at its start, so
+    # every loss sees unit centers, or (the authors' order) after the sequence
+    # CL, whose intent fusion then adds the centers as the last optimizer step
+    # left them (off the sphere); the cluster loss and intent CL see unit ones.
+    center_renorm: str = choice("step_start", "after_seq_cl")
 
 
 @dataclass
@@ -399,6 +404,7 @@ def preset(name: str, dataset: str = "beauty") -> RunConfig:
         cfg.model.center_init = "kmeans"
         cfg.train.bucket_batches = 0
         cfg.model.encoder_passes = 5
+        cfg.model.center_renorm = "after_seq_cl"
         cfg.train.history_mask = "zero"
     elif name == "fast":
         cfg.model.pooling = "masked_mean"

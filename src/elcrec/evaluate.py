@@ -202,5 +202,6 @@ def intent_quality(model, data: Interactions, device="cpu") -> dict:
     if data.planted_intents is not None:
         rng = np.random.default_rng(0)
         random = rng.integers(0, model.cfg.n_clusters, len(data.planted_intents))
-        out.update(nmi=nmi(data.planted_intents, learned), random_nmi=nmi(data.planted_intents, random))
+        planted = data.planted_intents
+        out.update(nmi=nmi(planted, learned), random_nmi=nmi(planted, random))
     return out

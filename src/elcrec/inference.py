@@ -103,7 +103,9 @@ class Recommendation:
 
 
 class Recommender:
-    def __init__(self, model: SequentialModel, interactions: Interactions, cfg: RunConfig, device="cpu"):
+    def __init__(
+        self, model: SequentialModel, interactions: Interactions, cfg: RunConfig, device="cpu"
+    ):
         self.model = model.eval()
         self.data = interactions
         self.cfg = cfg

@@ -423,12 +423,11 @@ class ELCRec(SequentialModel):
         return d.argmin(dim=-1), d
 
     # ---------------------------------------------------------------------- #
-    def _fuse(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Each position output gets its own nearest center (on un-normalised
+    def _fuse(self, h: torch.Tensor, items: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Each position output gets its own nearest center ``c`` (on un-normalised
         outputs, as the authors do), added (shift) or appended (concat)."""
         if self.cfg.fusion == "none" or not self.intent_cl:
             return h
-        c = self.clusters.centers
         if c.shape[1] != h.shape[-1]:  # concat pooling: centers live in T*d space
             return h
         idx = LearnableClusters.sq_distances(h, c).argmin(dim=-1)
@@ -473,6 +472,11 @@ class ELCRec(SequentialModel):
         """All loss terms of one training step; ``total`` is what is optimised."""
         cfg = self.cfg
         items, pos, views = batch.items, batch.pos, batch.views
+        # The centers the sequence CL fuses: the authors' order takes them as
+        # the last step left them (a copy whose gradient reaches the parameter).
+        fusion_centers = self.clusters.centers
+        if cfg.center_renorm == "after_seq_cl":
+            fusion_centers = fusion_centers.clone()
         self.renormalize_centers()
         h = self.encode(items)
         out = {"next_item": self._next_item_loss(h, pos, batch.neg)}
@@ -487,7 +491,7 @@ class ELCRec(SequentialModel):
         if self.seq_cl and views is not None:
             hv = self.encode(views)
             n = views.shape[0] // 2
-            rep = self._seq_repr(self._fuse(hv, views), views)
+            rep = self._seq_repr(self._fuse(hv, views, fusion_centers), views)
             cosine = cfg.cl_similarity == "cosine"
             out["seq_cl"] = info_nce(rep[:n], rep[n:], cfg.temperature, cosine)
             total = total + cfg.cl_weight * out["seq_cl"]

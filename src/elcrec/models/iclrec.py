@@ -32,7 +32,7 @@ class ICLRec(ELCRec):
     def cluster_space(self, pooled: torch.Tensor) -> torch.Tensor:
         return pooled  # raw k-means centroids live where the pooled vectors are
 
-    def _fuse(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    def _fuse(self, h: torch.Tensor, items: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return h
 
     def renormalize_centers(self) -> None:
