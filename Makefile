@@ -24,7 +24,7 @@ $(BIN)/elcrec: pyproject.toml
 setup: $(BIN)/elcrec
 
 run: setup
-	$(BIN)/elcrec train --epochs 40 --patience 10 --run-dir runs/synthetic-demo
+	$(BIN)/elcrec train --epochs 40 --patience 10
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

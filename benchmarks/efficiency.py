@@ -38,10 +38,7 @@ def time_to_best(preset_name: str, dataset: str, model: str) -> float | None:
     """Mean over finished grid cells of the wall time up to the best epoch."""
     times = []
     for result in (GRID / preset_name / dataset / model).glob("seed*/test_metrics.json"):
-        best = json.loads(result.read_text())["best_epoch"]
-        lines = (result.parent / "metrics.jsonl").read_text().splitlines()
-        rows = [json.loads(x) for x in lines if x]
-        times.append(sum(r["train_s"] + r["eval_s"] for r in rows if r["epoch"] <= best))
+        times.append(json.loads(result.read_text())["time_to_best_s"])
     return sum(times) / len(times) if times else None
 
 

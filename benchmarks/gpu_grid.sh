@@ -23,7 +23,9 @@
 # 10 s), and for up to 3 cells the deadline interrupted ckpt_<n>.tgz (last.pt)
 # and best_<n>.tgz (best.pt), one file each (the tool returns at most 8 files
 # of 16 MiB), so that they can resume on the CPU once the machine is gone
-# (untar all into the grid folder).  Both are needed: a cell brought back
+# (untar all into the work folder, $ELCREC_WORK/grid, then `elcrec benchmark
+# ... --tables-only` copies the finished cells' summaries into benchmarks/grid).
+# Both are needed: a cell brought back
 # with last.pt alone trains on and then has no best weights to test
 # (2026-11-28: three Yelp cells were lost that way).  Measured
 # 2026-11-28: six per-target Yelp cells shared the H200 at 18-19 s

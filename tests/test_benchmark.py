@@ -64,6 +64,34 @@ def test_grid_runs_cells_in_parallel_skips_finished_ones_and_writes_tables(tmp_p
     assert (tmp_path / "res" / "table1.md").read_text().startswith("# test")
 
 
+def test_finished_cells_leave_summaries_that_suffice_without_their_run_folders(tmp_path):
+    """The committed part of a cell is its summary: a clone without the work
+    folder skips finished cells and rebuilds every table from summaries."""
+    from elcrec.runs import SUMMARY_FILES
+
+    cells = benchmark.grid(["ELCRec"], ["beauty"], [1])
+    work, summaries = tmp_path / "work", tmp_path / "summaries"
+    counts = benchmark.run_grid(
+        cells, work, "paper", TINY, placement=PLACE, log=lambda *_: None, summaries=summaries
+    )
+    assert counts["finished"] == 1
+    kept = cells[0].directory(summaries, "paper")
+    assert sorted(p.name for p in kept.iterdir()) == sorted(SUMMARY_FILES)
+    result = json.loads((kept / "test_metrics.json").read_text())
+    curve = [json.loads(x) for x in (cells[0].directory(work, "paper") / "metrics.jsonl").open()]
+    best = curve[result["best_epoch"]]
+    assert result["best_valid"] == {k[6:]: v for k, v in best.items() if k.startswith("valid/")}
+    upto = curve[: result["best_epoch"] + 1]
+    assert result["time_to_best_s"] == pytest.approx(sum(r["train_s"] + r["eval_s"] for r in upto))
+    table = benchmark.write_tables(summaries, tmp_path / "a", "paper", "# a")["table1"]
+    shutil.rmtree(work)  # a fresh clone: summaries only
+    again = benchmark.run_grid(
+        cells, work, "paper", TINY, placement=PLACE, log=lambda *_: None, summaries=summaries
+    )
+    assert again["finished"] == 1 and not work.exists()  # nothing ran
+    assert benchmark.write_tables(summaries, tmp_path / "b", "paper", "# b")["table1"] == table
+
+
 def test_deadline_interrupts_a_cell_which_then_resumes_where_it_stopped(tmp_path):
     cells = benchmark.grid(["CL4SRec"], ["beauty"], [1])
     slow = {**TINY, "train.epochs": 400, "train.patience": 400}

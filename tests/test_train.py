@@ -282,3 +282,45 @@ def test_prefix_samples_give_the_window_loss_with_positions_from_start(loss):
         with torch.no_grad():
             values.append(float(model(Batch(*t))["next_item"]))
     assert values[0] == pytest.approx(values[1], rel=1e-5)
+
+
+def test_run_folders_of_earlier_versions_still_load_and_name_their_model(tmp_path):
+    """Options that were removed, moved or implied by a switch in earlier
+    versions: an old config.json loads, and means what it meant."""
+    raw = RunConfig().to_dict()
+    raw["train"]["log_every_epoch"] = True  # read by nothing; dropped
+    raw["train"]["encoder_passes"] = 5  # now a model option
+    del raw["model"]["encoder_passes"], raw["model"]["name"]
+    cases = [
+        ({"variant": "iclrec"}, None, ("ICLRec", "full")),
+        ({"variant": "backbone"}, None, ("CL4SRec", "backbone")),
+        ({"variant": "sasrec", "loss": "ce"}, None, ("SASRec-CE", "sasrec")),
+        ({"variant": "full"}, "plus:beauty", ("ELCRec+", "full")),
+        ({"variant": "full"}, "paper:beauty", ("ELCRec", "full")),
+    ]
+    for model, preset_name, (name, variant) in cases:
+        old = {**raw, "model": {**raw["model"], **model}, "preset": preset_name}
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps(old))
+        cfg = RunConfig.load(path)
+        assert (cfg.model.name, cfg.model.variant) == (name, variant)
+        assert cfg.model.encoder_passes == 5 and not hasattr(cfg.train, "log_every_epoch")
+    with pytest.raises(ConfigError, match="unknown option train.no_such_option"):
+        RunConfig.from_dict({"train": {"no_such_option": 1}})
+
+
+def test_every_string_option_says_what_it_allows():
+    from dataclasses import fields
+
+    from elcrec.config import DataConfig, ModelConfig, TrainConfig
+
+    free_text = {"source", "user_col", "item_col", "time_col", "data_dir", "name"}
+    for section in (DataConfig, ModelConfig, TrainConfig):
+        for f in fields(section):
+            if f.type in ("str", str) and f.name not in free_text:
+                allowed = f.metadata.get("choices")
+                assert allowed and f.default == allowed[0], f"{section.__name__}.{f.name}"
+    with pytest.raises(ConfigError, match="model.loss = 'mse': expected one of bce, ce"):
+        RunConfig().replace(**{"model.loss": "mse"})
+    with pytest.raises(ConfigError, match="unknown model 'GRU4Rec'"):
+        Run(RunConfig().replace(**{"model.name": "GRU4Rec"}), "/nonexistent/never-made")

@@ -1,8 +1,11 @@
 """The benchmark grid: models x datasets x seeds, run piece by piece, and the
 tables that compare it with the paper.
 
-Every cell is an ordinary run folder, ``<work>/<preset>/<dataset>/<model>/seed<s>``,
-so a finished cell (its ``test_metrics.json`` exists) is skipped and an
+Every cell is an ordinary run folder, ``<work>/<preset>/<dataset>/<model>/seed<s>``
+(the work folder lies outside the source tree by default), and its summary
+(config, test result, per-user test ranks: ``runs.SUMMARY_FILES``) is copied
+to the same place under ``<summaries>`` (``benchmarks/grid``, committed), from
+which the tables are built.  A cell with a summary is finished and skipped; an
 interrupted one resumes from its ``last.pt``.  Cells run as child processes
 (``elcrec train --config``), ``jobs`` at a time; at the deadline they are
 stopped by SIGTERM (each keeps its last finished epoch) and the tables are written
@@ -29,6 +32,7 @@ from elcrec._io import atomic_write_text
 from elcrec.config import BENCHMARKS, ConfigError, RunConfig, preset
 from elcrec.models import configure
 from elcrec.paper import ABLATION, METRICS, paper_metric
+from elcrec.runs import RunFolder
 
 # The paper's ablation rows and the grid models that hold them.
 ABLATION_ROWS = {
@@ -66,14 +70,18 @@ def run_grid(
     deadline_s: float | None = None,
     placement: dict | None = None,
     log=print,
+    summaries: str | Path | None = None,
 ) -> dict[str, int]:
     """Run the unfinished cells, ``jobs`` at a time, until done or the deadline.
 
     ``overrides`` change what a cell computes (they must match when it resumes);
     ``placement`` only where it runs (``train.device``, ``data.data_dir``,
-    ``train.threads``).  Returns counts of finished, interrupted and failed cells.
+    ``train.threads``).  With ``summaries``, a cell whose summary is there is
+    finished, and every cell that finishes leaves its summary there.  Returns
+    counts of finished, interrupted and failed cells.
     """
     overrides = dict(overrides or {})
+    done = [c for c in cells if summaries and _summary(c, summaries, preset_name).finished()]
     runs = [
         (
             f"{c.model} {c.dataset} seed {c.seed}",
@@ -81,8 +89,25 @@ def run_grid(
             c.config(preset_name, overrides),
         )
         for c in cells
+        if c not in done
     ]
-    return run_folders(runs, jobs, deadline_s, placement, log)
+    counts = run_folders(runs, jobs, deadline_s, placement, log)
+    counts["finished"] += len(done)
+    if summaries:
+        sync_summaries(cells, work, summaries, preset_name)
+    return counts
+
+
+def _summary(cell: Cell, summaries: str | Path, preset_name: str) -> RunFolder:
+    return RunFolder(cell.directory(Path(summaries), preset_name))
+
+
+def sync_summaries(cells: list[Cell], work: str | Path, summaries: str | Path, preset_name: str):
+    """Copy the summary of every finished cell in ``work`` to ``summaries``."""
+    for c in cells:
+        folder = RunFolder(c.directory(Path(work), preset_name))
+        if folder.finished():
+            folder.copy_summary(_summary(c, summaries, preset_name).path)
 
 
 def run_folders(
@@ -192,10 +217,10 @@ def environment() -> dict:
 # --------------------------------------------------------------------------- #
 # Tables
 # --------------------------------------------------------------------------- #
-def collect(work: str | Path, preset_name: str = "paper") -> list[dict]:
-    """One row per finished cell."""
+def collect(summaries: str | Path, preset_name: str = "paper") -> list[dict]:
+    """One row per finished cell (its summary under ``summaries``)."""
     rows = []
-    for path in sorted(Path(work, preset_name).glob("*/*/seed*/test_metrics.json")):
+    for path in sorted(Path(summaries, preset_name).glob("*/*/seed*/test_metrics.json")):
         result = json.loads(path.read_text())
         dataset, model = path.parts[-4], path.parts[-3]
         rows.append(
@@ -269,11 +294,11 @@ def ablation(rows: list[dict]) -> list[dict]:
     return out
 
 
-def write_tables(work: str | Path, results: str | Path, preset_name: str, header: str) -> dict:
+def write_tables(summaries: str | Path, results: str | Path, preset_name: str, header: str) -> dict:
     """table1.{csv,md,json}, ablation.csv and grid_runs.csv from the finished cells."""
     results = Path(results)
     results.mkdir(parents=True, exist_ok=True)
-    rows = collect(work, preset_name)
+    rows = collect(summaries, preset_name)
     t1, ab = table1(rows), ablation(rows)
     write_csv(results / "table1.csv", t1)
     write_csv(results / "ablation.csv", ab)
@@ -288,14 +313,14 @@ def write_tables(work: str | Path, results: str | Path, preset_name: str, header
 BEYOND_MODELS = {"ELCRec": "paper", "SASRec-CE": "fast", "ELCRec+": "plus"}
 
 
-def beyond(work: str | Path) -> list[dict]:
+def beyond(summaries: str | Path) -> list[dict]:
     """ELCRec (paper preset), SASRec-CE and ELCRec+ per dataset and metric:
     mean and std over seeds, the paper's ELCRec and the relative difference,
     and the intents' spread (largest share of users, effective number)."""
     rows = [
         r
         for model, preset_name in BEYOND_MODELS.items()
-        for r in collect(work, preset_name)
+        for r in collect(summaries, preset_name)
         if r["model"] == model
     ]
     out = []
@@ -327,12 +352,12 @@ def beyond_commands() -> list[str]:
     ]
 
 
-def write_beyond(work: str | Path, results: str | Path) -> list[dict]:
+def write_beyond(summaries: str | Path, results: str | Path) -> list[dict]:
     """beyond.{csv,md} from the finished cells of the three presets (nothing
     is written when none has finished). The table draws on every preset's
     cells, so its header names the commands that fill all columns, not the
     one run that happened to rewrite it."""
-    rows = beyond(work)
+    rows = beyond(summaries)
     if not rows:
         return rows
     results = Path(results)
@@ -340,7 +365,7 @@ def write_beyond(work: str | Path, results: str | Path) -> list[dict]:
     header = [
         "# Beyond the paper: ELCRec, SASRec-CE and ELCRec+ (means over seeds)",
         "",
-        f"Built from the finished cells under `{work}` by any `elcrec benchmark` run "
+        f"Built from the finished cells under `{summaries}` by any `elcrec benchmark` run "
         "(add `--tables-only` to rewrite it without training). The commands that fill it:",
         "",
         *(f"    {c}" for c in beyond_commands()),

@@ -25,6 +25,7 @@ from elcrec.config import (
 )
 from elcrec.data import DataError
 from elcrec.models import REGISTRY, configure
+from elcrec.runs import default_work
 
 DEVICES = choices(TrainConfig, "device")
 
@@ -67,7 +68,11 @@ def _add_train(sub) -> None:
         metavar="SECTION.KEY=VALUE",
         help="any other option, e.g. --set model.alpha=1 train.lr=0.0005",
     )
-    p.add_argument("--run-dir", help="run folder (default runs/<data>-<model>-seed<seed>)")
+    p.add_argument(
+        "--run-dir",
+        help="run folder (default $ELCREC_WORK/runs/<data>-<model>-seed<seed>; "
+        "ELCREC_WORK defaults to ~/elcrec-work)",
+    )
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -113,7 +118,7 @@ def cmd_train(args) -> int:
         run_dir = Path(args.config).parent
     else:
         stem = Path(cfg.data.source).stem.lower()
-        run_dir = Path("runs") / f"{stem}-{cfg.model.name}-seed{cfg.train.seed}"
+        run_dir = default_work() / "runs" / f"{stem}-{cfg.model.name}-seed{cfg.train.seed}"
     print(f"run folder: {run_dir}", file=sys.stderr)
     result = train(cfg, run_dir, progress=not args.no_progress)
     print(json.dumps(result, indent=2))
@@ -196,17 +201,26 @@ def cmd_benchmark(args) -> int:
         paper = args.preset == "paper"
         args.results = "benchmarks/results" + ("" if paper else f"/grid_{args.preset}")
     cells = benchmark.grid(args.models, args.datasets, args.seeds)
+    work = args.work or default_work() / "grid"
     if not args.tables_only:
         deadline = args.deadline_min * 60 if args.deadline_min else None
         counts = benchmark.run_grid(
-            cells, args.work, args.preset, overrides, args.jobs, deadline, placement
+            cells,
+            work,
+            args.preset,
+            overrides,
+            args.jobs,
+            deadline,
+            placement,
+            summaries=args.summaries,
         )
         print(json.dumps(counts), file=sys.stderr)
+    benchmark.sync_summaries(cells, work, args.summaries, args.preset)
     command = " ".join(["elcrec", *map(shlex.quote, sys.argv[1:])])
     header = f"# Benchmark grid, preset `{args.preset}`\n\nCommand: `{command}`"
-    payload = benchmark.write_tables(args.work, args.results, args.preset, header)
+    payload = benchmark.write_tables(args.summaries, args.results, args.preset, header)
     print(f"{len(payload['runs'])} finished runs; tables in {args.results}/table1.md")
-    if benchmark.write_beyond(args.work, args.beyond_results):
+    if benchmark.write_beyond(args.summaries, args.beyond_results):
         print(f"ELCRec / SASRec-CE / ELCRec+ in {args.beyond_results}/beyond.md")
     return 0
 
@@ -382,7 +396,16 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--preset", choices=["paper", "fast", "plus"], default="paper")
     p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE")
-    p.add_argument("--work", default="benchmarks/grid", help="folder of the cells' runs")
+    p.add_argument(
+        "--work",
+        help="folder of the cells' run folders (default $ELCREC_WORK/grid, outside the tree)",
+    )
+    p.add_argument(
+        "--summaries",
+        default="benchmarks/grid",
+        help="folder of the cells' summaries (config, test result, per-user ranks), "
+        "which the tables are built from and which is committed",
+    )
     p.add_argument(
         "--results",
         help="tables folder (default benchmarks/results for the paper preset, "

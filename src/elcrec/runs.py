@@ -15,12 +15,18 @@
 Every file is written atomically, and only by the main process: under
 ``torchrun`` the other ranks compute the same things and write nothing
 (``RunFolder(path, main=False)``).
+
+Run folders live in a work folder outside any source tree by default
+(``default_work()``: ``$ELCREC_WORK``, else ``~/elcrec-work``).  What a
+repository keeps of a run is its summary (``SUMMARY_FILES``: the config, the
+test result and the per-user test ranks), from which every table is built.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +35,14 @@ import torch
 from elcrec._io import atomic_write, atomic_write_text
 from elcrec.config import ConfigError, RunConfig
 from elcrec.data import Interactions
+
+
+SUMMARY_FILES = ("config.json", "test_metrics.json", "test_ranks.npz")
+
+
+def default_work() -> Path:
+    """Where run folders go unless told otherwise."""
+    return Path(os.environ.get("ELCREC_WORK") or Path.home() / "elcrec-work")
 
 
 class RunFolder:
@@ -131,6 +145,14 @@ class RunFolder:
     def save_test_metrics(self, result: dict) -> None:
         if self.main:
             atomic_write_text(self / "test_metrics.json", json.dumps(result, indent=2) + "\n")
+
+    def copy_summary(self, dest: str | Path) -> None:
+        """Copy the run's summary files (those it has) into ``dest``."""
+        dest = Path(dest)
+        for name in SUMMARY_FILES:
+            if (self / name).exists():
+                data = (self / name).read_bytes()
+                atomic_write(dest / name, lambda tmp, data=data: Path(tmp).write_bytes(data))
 
     def save_test_ranks(self, arrays: dict[str, np.ndarray]) -> None:
         """Per-user test results, so that runs can be compared user by user

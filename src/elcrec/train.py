@@ -299,11 +299,16 @@ class Run:
         by_mask = {mask: metrics_from_ranks(r) for mask, r in ranks.items()}
         if cfg.train.history_mask in ranks:
             self.folder.save_test_ranks(per_user_test(ranks[cfg.train.history_mask], self.split))
+        records = [r for r in self.folder.epochs() if r["epoch"] <= state.best_epoch]
+        best = records[-1] if records and records[-1]["epoch"] == state.best_epoch else {}
         result = {
             "test": by_mask.get(cfg.train.history_mask),
             "test_by_history_mask": by_mask,
             "best_epoch": state.best_epoch,
             "best_valid_ndcg20": state.best_ndcg20,
+            # the summary a table needs without the curve
+            "best_valid": {k[6:]: v for k, v in best.items() if k.startswith("valid/")},
+            "time_to_best_s": sum(r["train_s"] + r["eval_s"] for r in records),
             "epochs_run": state.epoch,
             "wall_s": state.wall_s,
             "history_mask": cfg.train.history_mask,
