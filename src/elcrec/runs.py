@@ -36,7 +36,6 @@ from elcrec._io import atomic_write, atomic_write_text
 from elcrec.config import ConfigError, RunConfig
 from elcrec.data import Interactions
 
-
 SUMMARY_FILES = ("config.json", "test_metrics.json", "test_ranks.npz")
 
 
