@@ -200,3 +200,103 @@ def test_bad_input_exits_2_with_a_message(trained, tmp_path, capsys, monkeypatch
     assert main(argv + ["--no-progress"] if argv[0] == "train" else argv) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "runs").exists(), "a failed run left a folder behind"
+
+
+def _elcrec(args, cwd, work, timeout=900):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ELCREC_WORK": str(work), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "elcrec.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_a_pairs_file_with_short_users_trains_the_best_preset_with_no_other_flag(
+    beauty_dir, tmp_path
+):
+    """A "user item" file built from Beauty (users interleaved, so ids repeat
+    apart; some users with 1-2 items): `elcrec data` reads it and
+    `elcrec train --data FILE --drop-short-users --preset plus` trains it."""
+    from pathlib import Path
+
+    from elcrec.data import read_sequences
+
+    users, seqs = read_sequences(Path(beauty_dir) / "Beauty.txt")
+    users, seqs = users[:200], seqs[:200]
+    seqs[:20] = [s[:1] for s in seqs[:10]] + [s[:2] for s in seqs[10:20]]  # short users
+    lines = [
+        f"{u} {s[t]}" for t in range(max(map(len, seqs))) for u, s in zip(users, seqs) if t < len(s)
+    ]
+    path = tmp_path / "beauty_pairs.txt"
+    path.write_text("\n".join(lines) + "\n")
+    done = _elcrec(["data", str(path), "--drop-short-users"], tmp_path, tmp_path / "work")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["users"] == 180
+    short = _elcrec(["data", str(path)], tmp_path, tmp_path / "work")
+    assert short.returncode == 2 and "--drop-short-users" in short.stderr
+    done = _elcrec(
+        ["train", "--data", str(path), "--drop-short-users", "--preset", "plus"],
+        tmp_path,
+        tmp_path / "work",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["epochs_run"] >= 1 and 0.0 < result["test"]["HR@20"] <= 1.0
+    run = tmp_path / "work" / "runs" / "beauty_pairs-ELCRec+-seed1"
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["format"] == "auto" and config["model"]["name"] == "ELCRec+"
+    assert "not one of the benchmarks" in config["origin"]
+
+
+def test_tune_on_a_file_within_minutes_writes_a_preset_that_trains(tmp_path):
+    data = tmp_path / "clicks.csv"
+    from elcrec.data import synthetic
+
+    synthetic(400, 200, 4, seed=3).to_log(data)
+    work = tmp_path / "work"
+    done = _elcrec(
+        ["tune", "--data", str(data), "--minutes", "0.5", "--trials", "3", "--epochs", "2"],
+        tmp_path,
+        work,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    preset_file = work / "tune" / "clicks" / "preset.json"
+    written = json.loads(preset_file.read_text())
+    assert written["preset"] == "plus" and written["options"]["model.loss"] == "ce"
+    assert "validation" in written["origin"]
+    best = json.loads((work / "tune" / "clicks" / "best.json").read_text())
+    assert best["budget"]["minutes"] == 0.5 and best["wall_s_total"] < 0.5 * 60 + 5
+    done = _elcrec(
+        ["train", "--data", str(data), "--preset", str(preset_file), "--epochs", "1"],
+        tmp_path,
+        work,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = work / "runs" / "clicks-ELCRec+-seed1"
+    config = json.loads((run / "config.json").read_text())
+    for key, value in written["options"].items():
+        section, name = key.split(".")
+        assert config[section][name] == value
+    assert config["origin"] == written["origin"]
+
+
+def test_common_runtime_flags_reach_the_config(tmp_path, capsys):
+    flags = ["--threads", "1", "--device", "cpu", "--epochs", "1", "--patience", "3"]
+    flags += ["--batch-size", "32", "--lr", "0.002", "--no-progress"]
+    args = ["train", "--set", "data.synthetic_users=200", "--run-dir", str(tmp_path / "r")]
+    assert main([*args, *flags]) == 0
+    from elcrec.config import RunConfig
+
+    t = RunConfig.load(tmp_path / "r" / "config.json").train
+    assert (t.threads, t.device, t.epochs, t.patience, t.batch_size, t.lr) == (
+        1, "cpu", 1, 3, 32, 0.002,
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert "HR@20" in err and "NMI with the planted intents" in err  # the readable table

@@ -162,3 +162,90 @@ def test_real_beauty_statistics(beauty_dir):
         "avg_length": 8.88,
         "max_length": 204,
     }
+
+
+# --------------------------------------------------------------------------- #
+# Format detection and what a file that is not what it seems gets told
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize(
+    "name, text, expected",
+    [
+        ("a.txt", "1 5\n2 6\n1 7\n2 5\n", ("pairs", None)),  # users repeat
+        ("a.txt", "1 5 6 7\n2 6 5\n3 5 7\n", ("sequences", None)),  # one line per user
+        ("a.dat", "user,item,ts\n1,5,0\n", ("log", ",")),  # a header, whatever the suffix
+        ("a.dat", "user\titem\tts\n1\t5\t0\n", ("log", "\t")),
+        ("a.csv", "u,i,t\n", ("log", ",")),  # by suffix
+        ("a.tsv", "u\ti\tt\n", ("log", "\t")),
+    ],
+)
+def test_detect_format_from_a_sample_of_lines(tmp_path, name, text, expected):
+    path = tmp_path / name
+    path.write_text(text)
+    assert D.detect_format(path) == expected
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("1 5\n1 6 7\n", "user ids repeat"),  # repeats, but not two columns throughout
+        ("a b\nc d\n", "considered sequences and pairs"),  # no integers, no header
+    ],
+)
+def test_detect_format_says_what_it_considered_when_it_cannot_tell(tmp_path, text, message):
+    path = tmp_path / "x.txt"
+    path.write_text(text)
+    with pytest.raises(D.DataError, match=message) as err:
+        D.detect_format(path)
+    assert "--format sequences|pairs|log" in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_pairs_file_loads_without_naming_its_format(tmp_path):
+    path = tmp_path / "pairs.txt"
+    path.write_text("7 1\n8 2\n7 2\n8 3\n7 3\n8 1\n9 1\n")
+    cfg = DataConfig(source=str(path), drop_short_users=True)
+    data = D.load(cfg)
+    assert data.user_ids == [7, 8] and [list(data.sequence(u)) for u in range(2)] == [
+        [1, 2, 3],
+        [2, 3, 1],
+    ]  # user 9 (one item) dropped; items in file order per user
+
+
+def test_byte_order_mark_is_accepted_and_binary_files_are_named_with_an_offset(tmp_path):
+    seq = tmp_path / "bom.txt"
+    seq.write_bytes(b"\xef\xbb\xbf1 5 6 7\n2 6 5 7\n")
+    assert D.read_sequences(seq) == ([1, 2], [[5, 6, 7], [6, 5, 7]])
+    log = tmp_path / "bom.csv"
+    log.write_bytes(b"\xef\xbb\xbfuser_id,item_id,timestamp\n1,5,0\n1,6,1\n1,7,2\n")
+    assert D.read_log(log) == ([1], [[5, 6, 7]])
+    binary = tmp_path / "model.txt"
+    binary.write_bytes(b"1 5 6\n2 \xff\xfe 7\n")
+    with pytest.raises(
+        D.DataError, match=r"model.txt: not UTF-8 text \(byte 0xff at byte offset 8\)"
+    ):
+        D.load(DataConfig(source=str(binary)))
+    gz = tmp_path / "log.csv"
+    gz.write_bytes(b"\x1f\x8b\x08\x00\x00")
+    with pytest.raises(
+        D.DataError, match=r"log.csv: not a text file \(a NUL byte at byte offset 3\)"
+    ):
+        D.read_log(gz)
+
+
+def test_a_csv_with_other_column_names_lists_the_columns_it_found(tmp_path):
+    path = tmp_path / "clicks.csv"
+    path.write_text("visitor,product,when\n1,5,0\n")
+    with pytest.raises(D.DataError, match=r"found \['visitor', 'product', 'when'\]"):
+        D.load(DataConfig(source=str(path)))
+    cols = dict(user_col="visitor", item_col="product", time_col="when")
+    path.write_text("visitor,product,when\n1,5,0\n1,6,1\n1,7,2\n")
+    assert D.load(DataConfig(source=str(path), **cols)).user_ids == [1]
+
+
+def test_export_writes_a_log_that_loads_back_to_the_same_sequences(tmp_path):
+    data = D.synthetic(50, 40, 3, seed=1)
+    assert data.to_log(tmp_path / "clicks.csv") == int(data.lengths.sum())
+    back = D.load(DataConfig(source=str(tmp_path / "clicks.csv")))
+    assert back.user_ids == data.user_ids
+    for u in range(data.n_users):
+        original = [data.item_ids[i - 1] for i in data.sequence(u)]
+        assert [back.item_ids[i - 1] for i in back.sequence(u)] == original

@@ -14,20 +14,89 @@ import signal
 import sys
 from pathlib import Path
 
+import torch
+
+from elcrec import benchmark, tune
 from elcrec.config import (
     BENCHMARKS,
     ConfigError,
+    DataConfig,
     RunConfig,
     TrainConfig,
     choices,
     parse_overrides,
     preset,
 )
-from elcrec.data import DataError
+from elcrec.data import DataError, Split, load
+from elcrec.evaluate import evaluate
+from elcrec.inference import Recommender
 from elcrec.models import REGISTRY, configure
+from elcrec.report import write_report
 from elcrec.runs import default_work
+from elcrec.train import train
 
 DEVICES = choices(TrainConfig, "device")
+
+# The flags of every command that loads data (defined once), and the options they set.
+DATA_FLAGS = {
+    "format": "data.format",
+    "data_dir": "data.data_dir",
+    "user_col": "data.user_col",
+    "item_col": "data.item_col",
+    "time_col": "data.time_col",
+    "kcore": "data.kcore",
+    "drop_short_users": "data.drop_short_users",
+}
+# Where and how long a run trains.
+RUNTIME_FLAGS = {
+    "threads": "train.threads",
+    "device": "train.device",
+    "epochs": "train.epochs",
+    "patience": "train.patience",
+    "batch_size": "train.batch_size",
+    "lr": "train.lr",
+}
+
+
+def add_data_flags(p, source: bool = True) -> None:
+    if source:
+        p.add_argument(
+            "--data", help="beauty, sports, toys, yelp, synthetic, or a file (default synthetic)"
+        )
+    p.add_argument(
+        "--format",
+        choices=choices(DataConfig, "format"),
+        help="file format (default auto: found from the suffix or a sample of lines)",
+    )
+    p.add_argument("--data-dir", help="folder of the benchmark files (else $ELCREC_DATA_DIR)")
+    p.add_argument("--user-col", help="log column of user ids (default user_id)")
+    p.add_argument("--item-col", help="log column of item ids (default item_id)")
+    p.add_argument("--time-col", help="log column of times (default timestamp)")
+    p.add_argument("--kcore", type=int, help="keep users and items with at least K interactions")
+    p.add_argument(
+        "--drop-short-users",
+        action="store_true",
+        default=None,
+        help="drop users with fewer than 3 items (else an error)",
+    )
+
+
+def add_runtime_flags(p) -> None:
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--device", choices=DEVICES)
+    p.add_argument("--epochs", type=int, help="at most this many epochs")
+    p.add_argument("--patience", type=int, help="stop after this many epochs without progress")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate")
+
+
+def flag_overrides(args, flags: dict[str, str]) -> dict:
+    """The options the given command-line flags set (those given)."""
+    return {
+        dotted: getattr(args, attr)
+        for attr, dotted in flags.items()
+        if getattr(args, attr, None) is not None
+    }
 
 
 def _add_train(sub) -> None:
@@ -40,27 +109,18 @@ def _add_train(sub) -> None:
     p.add_argument("--config", help="config.json/.toml of an earlier run (repeats it)")
     p.add_argument(
         "--preset",
-        choices=["paper", "fast", "plus"],
-        help="paper: the authors' settings for a benchmark (--data beauty|sports|toys|yelp); "
-        "fast: the same, cheap; plus: ELCRec+ (tuned on validation)",
+        help="paper: the authors' settings (for a benchmark; other data take Beauty's); "
+        "fast: the same, cheap; plus: ELCRec+ (chosen on validation); or a preset "
+        "file written by elcrec tune --data FILE",
     )
-    p.add_argument("--data", help="beauty, sports, toys, yelp, synthetic, or a file path")
-    p.add_argument("--format", choices=["auto", "sequences", "pairs", "log"])
-    p.add_argument("--data-dir", help="folder of the benchmark files (else $ELCREC_DATA_DIR)")
-    p.add_argument("--user-col")
-    p.add_argument("--item-col")
-    p.add_argument("--time-col")
-    p.add_argument("--kcore", type=int)
-    p.add_argument("--drop-short-users", action="store_true", default=None)
+    add_data_flags(p)
     p.add_argument(
         "--model",
         choices=list(REGISTRY),
         help="a model of elcrec.models.REGISTRY (default ELCRec; ELCRec+ under --preset plus)",
     )
     p.add_argument("--seed", type=int)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--patience", type=int)
-    p.add_argument("--device", choices=DEVICES)
+    add_runtime_flags(p)
     p.add_argument(
         "--set",
         nargs="*",
@@ -73,7 +133,9 @@ def _add_train(sub) -> None:
         help="run folder (default $ELCREC_WORK/runs/<data>-<model>-seed<seed>; "
         "ELCREC_WORK defaults to ~/elcrec-work)",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar and no per-epoch lines"
+    )
 
 
 def build_config(args) -> RunConfig:
@@ -85,32 +147,14 @@ def build_config(args) -> RunConfig:
         cfg = RunConfig()
     if args.model:
         cfg = configure(cfg, args.model, args.preset)
-    overrides = {}
-    flags = {
-        "data": "data.source",
-        "format": "data.format",
-        "data_dir": "data.data_dir",
-        "user_col": "data.user_col",
-        "item_col": "data.item_col",
-        "time_col": "data.time_col",
-        "kcore": "data.kcore",
-        "drop_short_users": "data.drop_short_users",
-        "seed": "train.seed",
-        "epochs": "train.epochs",
-        "patience": "train.patience",
-        "device": "train.device",
-    }
-    for attr, dotted in flags.items():
-        value = getattr(args, attr)
-        if value is not None and not (attr == "data" and args.preset and not args.config):
-            overrides[dotted] = value
+    overrides = flag_overrides(args, {**DATA_FLAGS, **RUNTIME_FLAGS, "seed": "train.seed"})
+    if args.data is not None and (args.config or not args.preset):
+        overrides["data.source"] = args.data  # (a preset has taken it already)
     overrides.update(parse_overrides(args.set))
     return cfg.replace(**overrides)
 
 
 def cmd_train(args) -> int:
-    from elcrec.train import train
-
     cfg = build_config(args)
     if args.run_dir:
         run_dir = Path(args.run_dir)
@@ -122,16 +166,37 @@ def cmd_train(args) -> int:
     print(f"run folder: {run_dir}", file=sys.stderr)
     result = train(cfg, run_dir, progress=not args.no_progress)
     print(json.dumps(result, indent=2))
+    print(summary_table(result), file=sys.stderr)
     return 0
 
 
+def summary_table(result: dict) -> str:
+    """A few lines a person reads: the test metrics, and the intents' NMI
+    beside a random assignment's when the data planted intents."""
+    test = result.get("test")
+    if not test:
+        return "no test metrics (train.evaluate_test = false)"
+    names = ("HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR")
+    lines = [
+        f"test ({result['history_mask']} history masking), best epoch {result['best_epoch']} "
+        f"of {result['epochs_run']}, {result['wall_s']:.0f} s on {result['device']}:",
+        "  " + "  ".join(f"{n:>7}" for n in names),
+        "  " + "  ".join(f"{test[n]:7.4f}" for n in names),
+    ]
+    intents = result.get("intents")
+    if intents:
+        line = (
+            f"intents: {intents['used_intents']} used, largest share "
+            f"{intents['largest_share']:.3f}, effective {intents['effective_intents']:.1f}"
+        )
+        if "nmi" in intents:
+            nmi, random = intents["nmi"], intents["random_nmi"]
+            line += f"; NMI with the planted intents {nmi:.3f} (random {random:.3f})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def cmd_evaluate(args) -> int:
-    import torch
-
-    from elcrec.data import Split
-    from elcrec.evaluate import evaluate
-    from elcrec.inference import Recommender
-
     rec = Recommender.load(args.run, checkpoint=args.checkpoint)
     split = Split(rec.data, rec.cfg.data.max_len)
     mask = args.history_mask or rec.cfg.train.history_mask
@@ -142,8 +207,6 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_recommend(args) -> int:
-    from elcrec.inference import Recommender
-
     rec = Recommender.load(args.run)
     if args.ann_ef:
         rec.use_ann(ef_search=args.ann_ef)
@@ -193,9 +256,9 @@ def _placement(args) -> dict:
 
 
 def cmd_benchmark(args) -> int:
-    from elcrec import benchmark
-
-    overrides = parse_overrides(args.set)
+    data = flag_overrides(args, DATA_FLAGS)
+    data.pop("data.data_dir", None)  # where the files are: placement
+    overrides = {**data, **parse_overrides(args.set)}
     placement = _placement(args)
     if args.results is None:
         paper = args.preset == "paper"
@@ -226,21 +289,27 @@ def cmd_benchmark(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from elcrec import tune
-
     placement = _placement(args)
-    out = Path(args.out or f"benchmarks/tune/{args.dataset}")
+    data = flag_overrides(args, DATA_FLAGS)
+    data.pop("data.data_dir", None)
+    source = args.data or args.dataset
+    own = args.data is not None and args.data.lower() not in BENCHMARKS
+    default_out = default_work() / "tune" / Path(source).stem if own else Path("benchmarks/tune")
+    out = Path(args.out or (default_out if own else default_out / args.dataset))
+    deadline_min = args.minutes or args.deadline_min
     budget = {
         "trials": args.trials,
         "max_epochs_per_trial": args.epochs,
         "patience": args.patience,
         "search_seed": args.search_seed,
         "train_seed": args.seed,
+        **({"minutes": args.minutes} if args.minutes else {}),
     }
+    # Own data: the search behind the plus preset, on this data's validation.
+    search = tune.load_search(args.space) if args.space or not own else tune.PLUS_SEARCH
     if not args.tables_only:
-        deadline = args.deadline_min * 60 if args.deadline_min else None
         counts = tune.run_tune(
-            preset("fast", args.dataset),
+            preset("fast", source).replace(**data),
             out,
             args.trials,
             args.epochs,
@@ -248,26 +317,28 @@ def cmd_tune(args) -> int:
             args.search_seed,
             args.seed,
             args.jobs,
-            deadline,
+            deadline_min * 60 if deadline_min else None,
             placement,
-            tune.load_search(args.space),
+            search,
         )
         print(json.dumps(counts), file=sys.stderr)
     # the command that runs (or resumes) the search, even when only the tables are rewritten
     argv = [a for a in sys.argv[1:] if a != "--tables-only"]
     command = " ".join(["elcrec", *map(shlex.quote, argv)])
-    header = f"# Tuning ELCRec+ on {args.dataset} (validation only)\n\nCommand: `{command}`"
+    header = f"# Tuning ELCRec+ on {source} (validation only)\n\nCommand: `{command}`"
     if args.tables_only and (out / "best.json").exists():  # keep the search's command, budget
         previous = json.loads((out / "best.json").read_text())
         header, budget = previous["header"], previous["budget"]
-    payload = tune.write_results(out, header, budget)
+    # Under a wall-clock budget, trials the deadline stopped count with their best epoch.
+    payload = tune.write_results(out, header, budget, finished_only=not args.minutes)
     print(json.dumps({k: payload[k] for k in ("best_trial", "options", "valid_NDCG@20")}))
+    if payload["options"] is not None and (own or args.minutes):
+        path = tune.write_preset(out, payload, command)
+        print(f"preset file: {path} (elcrec train --data {source} --preset {path})")
     return 0
 
 
 def cmd_intents(args) -> int:
-    from elcrec.inference import Recommender
-
     rec = Recommender.load(args.run)
     out = Path(args.out or Path(args.run) / "intents")
     users, intents = rec.export_intents(out, with_repr=args.with_repr, top_items=args.top_items)
@@ -280,14 +351,12 @@ def cmd_intents(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from elcrec.report import write_report
-
     print(f"wrote {write_report(args.run, args.out, args.tsne_users)}")
     return 0
 
 
 def cmd_serve(args) -> int:
-    from elcrec.serve import serve
+    from elcrec.serve import serve  # fastapi and uvicorn: loaded only when asked for
 
     print(f"serving {args.run} on http://{args.host}:{args.port}", file=sys.stderr)
     serve(args.run, args.host, args.port, args.threads, args.ann_ef)
@@ -320,19 +389,18 @@ def _recommend_many_users(rec, args) -> int:
 
 
 def cmd_export(args) -> int:
-    from elcrec.inference import Recommender
-
     path = Recommender.load(args.run).export(args.out or Path(args.run) / "export")
     print(f"wrote {path} (TorchScript), {path.with_suffix('.pt2')} (torch.export), items.json")
     return 0
 
 
 def cmd_data(args) -> int:
-    from elcrec.config import DataConfig
-    from elcrec.data import load
-
-    cfg = DataConfig(source=args.source, format=args.format, data_dir=args.data_dir)
-    print(json.dumps(load(cfg).stats(), indent=2))
+    overrides = {"data.source": args.source, **flag_overrides(args, DATA_FLAGS)}
+    data = load(RunConfig().replace(**overrides).data)
+    print(json.dumps(data.stats(), indent=2))
+    if args.export:
+        rows = data.to_log(args.export)
+        print(f"wrote {rows} rows (user_id, item_id, timestamp) to {args.export}", file=sys.stderr)
     return 0
 
 
@@ -425,7 +493,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="interrupt the cells after this many minutes (they resume later)",
     )
     p.add_argument("--device", choices=DEVICES)
-    p.add_argument("--data-dir")
+    add_data_flags(p, source=False)
     p.add_argument("--tables-only", action="store_true", help="only rewrite the tables")
 
     p = sub.add_parser(
@@ -436,6 +504,13 @@ def make_parser() -> argparse.ArgumentParser:
         "that never evaluates the test set.  Writes <out>/tune.{csv,md} and best.json.",
     )
     p.add_argument("--dataset", default="beauty", choices=sorted(BENCHMARKS))
+    add_data_flags(p)  # --data FILE: search on that file's own validation set
+    p.add_argument(
+        "--minutes",
+        type=float,
+        help="wall-clock budget: stop the search after this many minutes and choose "
+        "among the trials so far (then also writes <out>/preset.json)",
+    )
     # Defaults: the budget of the committed Beauty search.
     p.add_argument("--trials", type=int, default=12, help="budget: number of trials")
     p.add_argument("--epochs", type=int, default=14, help="budget: epochs per trial at most")
@@ -447,12 +522,15 @@ def make_parser() -> argparse.ArgumentParser:
         help='JSON search definition {"space": {option: [values]}, "start": {...}, '
         '"fixed": {...}} (default: elcrec.tune.SPACE and START)',
     )
-    p.add_argument("--out", help="trials folder (default benchmarks/tune/<dataset>)")
+    p.add_argument(
+        "--out",
+        help="trials folder (default benchmarks/tune/<dataset>; for --data FILE, "
+        "$ELCREC_WORK/tune/<file name>)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="trials run at once")
     p.add_argument("--threads", type=int, default=0, help="torch threads per trial")
     p.add_argument("--deadline-min", type=float, default=0)
     p.add_argument("--device", choices=DEVICES, help="where the trials run")
-    p.add_argument("--data-dir")
     p.add_argument("--tables-only", action="store_true", help="only rewrite tune.csv/best.json")
 
     p = sub.add_parser("intents", help="export every user's intent and every intent's items")
@@ -480,9 +558,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default <run>/export)")
 
     p = sub.add_parser("data", help="load a data source and print its statistics")
-    p.add_argument("source")
-    p.add_argument("--format", default="auto", choices=["auto", "sequences", "pairs", "log"])
-    p.add_argument("--data-dir")
+    p.add_argument("source", help="beauty, sports, toys, yelp, synthetic, or a file")
+    add_data_flags(p, source=False)
+    p.add_argument("--export", help="also write it as a CSV log (user_id, item_id, timestamp)")
     return parser
 
 

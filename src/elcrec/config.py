@@ -237,6 +237,9 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     preset: str | None = None  # e.g. "paper" or "fast", recorded for the reader
+    # Where the preset's options came from (a search, another dataset's
+    # choice), recorded for the reader; not part of what the run computes.
+    origin: str | None = None
 
     def validate(self) -> RunConfig:
         for section in (self.data, self.model, self.train):
@@ -286,21 +289,22 @@ class RunConfig:
     PLACEMENT = (("data", "data_dir"), ("train", "device"), ("train", "threads"))
 
     def identity(self) -> dict[str, Any]:
-        """The config without its placement fields: two runs with the same
-        identity compute the same thing (on another machine or device)."""
+        """The config without its placement fields and notes: two runs with
+        the same identity compute the same thing (on another machine or device)."""
         raw = self.to_dict()
         for section, key in self.PLACEMENT:
             raw[section].pop(key)
+        raw.pop("origin")
         return raw
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], origin: str = "config") -> RunConfig:
         cfg = cls()
         raw = _migrate(raw)
-        unknown_top = set(raw) - {"data", "model", "train", "preset"}
+        unknown_top = set(raw) - {"data", "model", "train", "preset", "origin"}
         if unknown_top:
             raise ConfigError(f"{origin}: unknown section(s) {sorted(unknown_top)}")
-        cfg.preset = raw.get("preset")
+        cfg.preset, cfg.origin = raw.get("preset"), raw.get("origin")
         for name in ("data", "model", "train"):
             section = getattr(cfg, name)
             values = raw.get(name, {})
@@ -377,27 +381,35 @@ def _coerce(value: Any, current: Any, name: str) -> Any:
     return value
 
 
-def preset(name: str, dataset: str = "beauty") -> RunConfig:
-    """Named starting points.
+def preset(name: str, data: str = "beauty") -> RunConfig:
+    """Named starting points, for a benchmark or any other data.
 
     * ``paper``: the authors' code and settings for a benchmark
-      (docs/method.md, "the authors' code"): k-means initialised centers, mean pooling over all T
-      positions with padding, per-position fusion, five encoder passes, each
-      batch padded to T, history items masked by zero.  Slow, faithful.
+      (docs/method.md, "the authors' code"): k-means initialised centers,
+      mean pooling over all T positions with padding, per-position fusion,
+      five encoder passes, the centers renormalised where the authors do it,
+      each batch padded to T, history items masked by zero.  Slow, faithful.
     * ``fast``: the paper's layers, k, fusion and dropout with the cheap
       choices: length-bucketed batches, masked-mean pooling, mean sequence-CL
       representation, three encoder passes, minus-infinity masking, and
       alpha = 0.1 (see ModelConfig.alpha for why not the paper's alpha).
-    * ``plus`` (ELCRec+): ``fast`` with two layers and the options chosen by
-      ``elcrec tune`` on the dataset's validation set (PLUS_SETTINGS).
+    * ``plus`` (ELCRec+): ``fast`` with two layers and the options a search
+      chose on validation (PLUS_SETTINGS; the search: PLUS_SEARCHES).
+    * a preset file (``*.json``, written by ``elcrec tune --data FILE``): its
+      base preset with the options its search chose.
+
+    Data other than the four benchmarks (a file, ``synthetic``) take Beauty's
+    settings; ``cfg.origin`` says so.
     """
-    dataset = dataset.lower()
-    if dataset not in PAPER_SETTINGS:
-        raise ConfigError(f"no paper settings for {dataset!r}; choose one of {sorted(BENCHMARKS)}")
-    cfg = RunConfig(preset=f"{name}:{dataset}")
-    cfg.data.source = dataset
-    for key, value in PAPER_SETTINGS[dataset].items():
-        setattr(cfg.model, key, value)
+    if name.endswith(".json"):
+        return _preset_file(name, data)
+    key = data.lower()
+    benchmark = key in BENCHMARKS
+    settings = key if benchmark else "beauty"
+    cfg = RunConfig(preset=f"{name}:{key if benchmark else data}")
+    cfg.data.source = key if benchmark else data
+    for k, value in PAPER_SETTINGS[settings].items():
+        setattr(cfg.model, k, value)
     if name == "paper":
         cfg.model.pooling = "mean_padded"
         cfg.model.seq_cl_repr = "concat"
@@ -406,6 +418,7 @@ def preset(name: str, dataset: str = "beauty") -> RunConfig:
         cfg.model.encoder_passes = 5
         cfg.model.center_renorm = "after_seq_cl"
         cfg.train.history_mask = "zero"
+        origin = f"the authors' settings for {BENCHMARKS[settings]}"
     elif name == "fast":
         cfg.model.pooling = "masked_mean"
         cfg.model.seq_cl_repr = "mean"
@@ -413,18 +426,46 @@ def preset(name: str, dataset: str = "beauty") -> RunConfig:
         cfg.train.bucket_batches = 32
         cfg.model.encoder_passes = 3
         cfg.train.history_mask = "neg_inf"
+        origin = f"the authors' layers, k and fusion for {BENCHMARKS[settings]}"
     elif name == "plus":
-        cfg = preset("fast", dataset)
-        tuned = PLUS_SETTINGS.get(dataset, PLUS_SETTINGS.get("beauty"))
-        if tuned is None:
-            raise ConfigError("the plus preset has no tuned settings yet: run elcrec tune")
-        cfg = cfg.replace(
-            **PLUS_BASE, **tuned, **{"train.patience": PLUS_PATIENCE, "model.name": "ELCRec+"}
+        fast = preset("fast", data)
+        cfg = fast.replace(
+            **PLUS_BASE,
+            **PLUS_SETTINGS[settings],
+            **{"train.patience": PLUS_PATIENCE, "model.name": "ELCRec+"},
         )
-        cfg.preset = f"plus:{dataset}"
+        cfg.preset = fast.preset.replace("fast:", "plus:")
+        origin = (
+            f"options chosen on {BENCHMARKS[settings]}'s validation by the search "
+            f"benchmarks/tune/{PLUS_SEARCHES[settings]} (its best.json)"
+        )
     else:
-        raise ConfigError(f"unknown preset {name!r}: expected paper, fast or plus")
+        raise ConfigError(
+            f"unknown preset {name!r}: expected paper, fast, plus or a preset file (.json)"
+        )
+    if not benchmark:
+        origin += f"; {data} is not one of the benchmarks, so it takes Beauty's"
+    cfg.origin = origin
     return cfg.validate()
+
+
+def _preset_file(path: str, data: str) -> RunConfig:
+    """A preset file: ``{"preset": base, "options": {...}, "origin": "..."}``."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid json: {e}") from None
+    for key in ("preset", "options"):
+        if key not in raw:
+            raise ConfigError(f"{path}: no {key!r} field (a preset file has preset, options)")
+    if raw["preset"].endswith(".json"):
+        raise ConfigError(f"{path}: its base preset must be paper, fast or plus")
+    cfg = preset(raw["preset"], data).replace(**raw["options"])
+    cfg.preset = f"{path}:{data}"
+    cfg.origin = raw.get("origin", f"the options in {path}")
+    return cfg
 
 
 __all__ = [

@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from elcrec._io import atomic_write
 from elcrec.config import BENCHMARKS, DataConfig
@@ -86,6 +87,21 @@ class Interactions:
         )
         return cls(list(users), item_ids, flat, offsets, name=name)
 
+    def to_log(self, path: str | Path) -> int:
+        """Write the interactions as a CSV log in the original ids (columns
+        user_id, item_id, timestamp: the position in the user's sequence),
+        the format ``data.format = log`` reads.  Returns the row count."""
+        lengths = self.lengths
+        frame = pd.DataFrame(
+            {
+                "user_id": np.repeat(np.asarray(self.user_ids, dtype=object), lengths),
+                "item_id": np.asarray(self.item_ids, dtype=object)[self.flat - 1],
+                "timestamp": np.arange(len(self.flat)) - np.repeat(self.offsets[:-1], lengths),
+            }
+        )
+        atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+        return len(frame)
+
     def stats(self) -> dict:
         lengths = self.lengths
         return {
@@ -111,19 +127,21 @@ def read_sequences(path: str | Path) -> tuple[list[int], list[list[int]]]:
     """The benchmark format: one line per user, ``user_id item_1 item_2 ...``."""
     path = Path(path)
     users, seqs, seen = [], [], {}
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            tokens = line.split()
-            if not tokens:
-                continue
-            user = _parse_int(tokens[0], path, lineno, "user id")
-            if len(tokens) < 2:
-                raise DataError(f"{path}:{lineno}: user {user} has no items")
-            if user in seen:
-                raise DataError(f"{path}:{lineno}: user {user} already listed on line {seen[user]}")
-            seen[user] = lineno
-            users.append(user)
-            seqs.append([_parse_int(t, path, lineno, "item id") for t in tokens[1:]])
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        user = _parse_int(tokens[0], path, lineno, "user id")
+        if len(tokens) < 2:
+            raise DataError(f"{path}:{lineno}: user {user} has no items")
+        if user in seen:
+            raise DataError(
+                f"{path}:{lineno}: user {user} already listed on line {seen[user]} "
+                "(one interaction per line? use --format pairs)"
+            )
+        seen[user] = lineno
+        users.append(user)
+        seqs.append([_parse_int(t, path, lineno, "item id") for t in tokens[1:]])
     if not users:
         raise DataError(f"{path}: empty file (expected lines of 'user_id item_1 item_2 ...')")
     return users, seqs
@@ -133,16 +151,15 @@ def read_pairs(path: str | Path) -> tuple[list[int], list[list[int]]]:
     """One interaction per line, ``user item``, chronological within each user."""
     path = Path(path)
     by_user: dict[int, list[int]] = {}
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            tokens = line.split()
-            if not tokens:
-                continue
-            if len(tokens) != 2:
-                raise DataError(f"{path}:{lineno}: expected 'user item', got {len(tokens)} fields")
-            user = _parse_int(tokens[0], path, lineno, "user id")
-            item = _parse_int(tokens[1], path, lineno, "item id")
-            by_user.setdefault(user, []).append(item)
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        if len(tokens) != 2:
+            raise DataError(f"{path}:{lineno}: expected 'user item', got {len(tokens)} fields")
+        user = _parse_int(tokens[0], path, lineno, "user id")
+        item = _parse_int(tokens[1], path, lineno, "item id")
+        by_user.setdefault(user, []).append(item)
     if not by_user:
         raise DataError(f"{path}: empty file (expected lines of 'user item')")
     return list(by_user), list(by_user.values())
@@ -153,18 +170,19 @@ def read_log(
     user_col: str = "user_id",
     item_col: str = "item_id",
     time_col: str = "timestamp",
+    sep: str | None = None,
 ) -> tuple[list, list[list]]:
-    """CSV, TSV or Parquet with named columns; sorted by time, ties kept in file order."""
-    import pandas as pd
-
+    """CSV, TSV or Parquet with named columns; sorted by time, ties kept in file
+    order.  ``sep``: the text separator (default: by suffix, else a comma)."""
     path = Path(path)
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
             frame = pd.read_parquet(path)
         else:
-            sep = "\t" if suffix in (".tsv", ".tab") else ","
-            frame = pd.read_csv(path, sep=sep)
+            read_text(path)  # not text: say where; a byte-order mark is fine
+            sep = sep or LOG_SUFFIXES.get(suffix) or ","
+            frame = pd.read_csv(path, sep=sep, encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except pd.errors.EmptyDataError:
@@ -209,13 +227,83 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _open_text(path: Path):
+def read_text(path: Path, limit: int | None = None) -> str:
+    """The file (or its first ``limit`` bytes) as UTF-8 text, a byte-order mark
+    at its start dropped; a file that is not text is named with the offset of
+    its first byte that is not."""
     try:
-        return open(path, encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read() if limit is None else f.read(limit)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a directory, expected a file") from None
+    bom = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise DataError(f"{path}: not a text file (a NUL byte at byte offset {nul})")
+    try:
+        return raw[bom:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        if limit is not None and e.start >= len(raw) - bom - 4:
+            return raw[bom : bom + e.start].decode("utf-8")  # a character cut by the limit
+        offset = bom + e.start
+        raise DataError(
+            f"{path}: not UTF-8 text (byte 0x{raw[offset]:02x} at byte offset {offset})"
+        ) from None
+
+
+LOG_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".parquet": None}
+FORMATS = ("sequences", "pairs", "log")
+
+
+def detect_format(path: str | Path, sample_bytes: int = 1 << 20) -> tuple[str, str | None]:
+    """The format of a file, from its suffix or a sample of its lines: (format,
+    separator of a log).  CSV/TSV/Parquet by suffix, or a first line with a
+    comma or tab among names (a header); lines of exactly two integers in
+    which user ids repeat are ``pairs``; one line per user with unique users
+    is ``sequences``.  When the sample cannot tell, the error names the
+    formats considered and how to choose one."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in LOG_SUFFIXES:
+        return "log", LOG_SUFFIXES[suffix]
+    lines = [x for x in read_text(path, sample_bytes).splitlines()[:5000] if x.strip()]
+    if not lines:
+        raise DataError(f"{path}: empty file")
+    choose = (
+        "; choose one with --format sequences|pairs|log (log: CSV/TSV/Parquet with "
+        "named columns, --user-col/--item-col/--time-col)"
+    )
+    for sep in (",", "\t"):
+        fields = lines[0].split(sep)
+        if len(fields) > 1 and not all(_is_int(x.strip()) for x in fields):
+            return "log", sep  # a header line
+    rows = [x.split() for x in lines]
+    if not all(_is_int(t) for row in rows for t in row):
+        raise DataError(
+            f"{path}: cannot tell its format: considered sequences and pairs (whitespace-"
+            f"separated integer ids) and a CSV/TSV log (a header line){choose}"
+        )
+    users = [row[0] for row in rows]
+    repeats = len(set(users)) < len(users)
+    widths = {len(row) for row in rows}
+    if widths == {2} and repeats:
+        return "pairs", None
+    if not repeats and min(widths) >= 2:
+        return "sequences", None  # (all two columns and unique: both read the same)
+    raise DataError(
+        f"{path}: cannot tell its format: user ids repeat (pairs?) but lines hold "
+        f"{sorted(widths)} fields (sequences?){choose}"
+    )
+
+
+def _is_int(token: str) -> bool:
+    try:
+        int(token)
+        return True
+    except ValueError:
+        return False
 
 
 def kcore_filter(users: list, seqs: list[list], k: int) -> tuple[list, list[list]]:
@@ -353,21 +441,15 @@ def load(cfg: DataConfig) -> Interactions:
         name = BENCHMARKS[source.lower()]
     else:
         path = Path(source)
-        fmt = cfg.format
+        fmt, sep = cfg.format, None
         if fmt == "auto":
-            fmt = (
-                "log"
-                if path.suffix.lower() in (".csv", ".tsv", ".tab", ".parquet")
-                else "sequences"
-            )
+            fmt, sep = detect_format(path)
         if fmt == "sequences":
             users, seqs = read_sequences(path)
         elif fmt == "pairs":
             users, seqs = read_pairs(path)
-        elif fmt == "log":
-            users, seqs = read_log(path, cfg.user_col, cfg.item_col, cfg.time_col)
         else:
-            raise DataError(f"unknown data format {fmt!r}: expected sequences, pairs or log")
+            users, seqs = read_log(path, cfg.user_col, cfg.item_col, cfg.time_col, sep)
         name = path.stem
     users, seqs = kcore_filter(users, seqs, cfg.kcore)
     short = [i for i, s in enumerate(seqs) if len(s) < MIN_SPLIT_LEN]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,8 @@ def peak_rss_mb() -> float:
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"cpu ({n} thread{'' if n == 1 else 's'})"
 
 
 @torch.no_grad()
@@ -107,6 +109,7 @@ class Run:
             print(
                 f"\ninterrupted; resume with: elcrec train --config {self.dir / 'config.json'} "
                 f"--run-dir {self.dir}",
+                file=sys.stderr,
                 flush=True,
             )
             raise
@@ -213,13 +216,15 @@ class Run:
         self.model.train()
         sums: dict[str, float] = {}
         order = self.sample_order(epoch)
+        # A bar per batch on a terminal only (it clears itself, leaving the
+        # epoch's line); in a log file one line per epoch is enough.
         bar = tqdm(
             self.batches(order, epoch),
             total=len(order),
             desc=f"epoch {epoch}",
             leave=False,
             dynamic_ncols=True,
-            disable=not progress,
+            disable=not (progress and sys.stderr.isatty()),
         )
         for batch in bar:
             out = self.model(batch)
@@ -228,7 +233,7 @@ class Run:
             self.opt.step()
             for key, value in out.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
-            if progress:
+            if not bar.disable:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in out.items()}, refresh=False)
         return {k: v / max(len(order), 1) for k, v in sums.items()}
 
@@ -272,6 +277,7 @@ class Run:
                 f"epoch {epoch}: valid HR@20 {valid['HR@20']:.4f} NDCG@20 "
                 f"{valid['NDCG@20']:.4f} (best {state.best_ndcg20:.4f} @ "
                 f"{state.best_epoch}) train {train_s:.1f}s eval {eval_s:.1f}s",
+                file=sys.stderr,
                 flush=True,
             )
         state.epoch = epoch + 1

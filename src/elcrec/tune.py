@@ -59,6 +59,39 @@ START = {
 }
 
 
+# The search behind the `plus` preset (Beauty, one sample per training
+# target; its committed copy and results: benchmarks/tune/spaces/prefixes_stage1.json
+# and benchmarks/tune/beauty_prefixes/, which a test checks against this).
+# `elcrec tune --data FILE` runs it on that file's own validation set.
+PLUS_SEARCH = {
+    "space": {
+        "model.dropout": [0.3, 0.4, 0.5],
+        "model.cl_weight": [0.1, 0.2, 0.4],
+        "model.intent_cl_weight": [0.02, 0.05, 0.1],
+        "model.temperature": [0.5, 1.0],
+        "model.alpha": [0.0, 0.01],
+        "model.n_clusters": [64, 256],
+        "train.batch_size": [256, 512],
+    },
+    "start": {
+        "model.dropout": 0.4,
+        "model.cl_weight": 0.2,
+        "model.intent_cl_weight": 0.05,
+        "model.temperature": 0.5,
+        "model.alpha": 0.0,
+        "model.n_clusters": 256,
+        "train.batch_size": 256,
+    },
+    "fixed": {
+        "model.loss": "ce",
+        "model.cluster_pull": "nearest",
+        "model.fusion": "shift",
+        "train.samples": "prefixes",
+        "model.positions": "from_start",
+    },
+}
+
+
 def trial_options(
     i: int, seed: int = 0, space: dict | None = None, start: dict | None = None
 ) -> dict:
@@ -167,17 +200,18 @@ def summarize(out: str | Path) -> list[dict]:
     return rows
 
 
-def choose(rows: list[dict]) -> dict | None:
-    """The finished trial with the highest validation NDCG@20."""
-    done = [r for r in rows if r["finished"] and r["valid_NDCG@20"] != ""]
+def choose(rows: list[dict], finished_only: bool = True) -> dict | None:
+    """The trial with the highest validation NDCG@20: among finished trials,
+    or (under a wall-clock budget) among all that finished an epoch."""
+    done = [r for r in rows if (r["finished"] or not finished_only) and r["valid_NDCG@20"] != ""]
     return max(done, key=lambda r: r["valid_NDCG@20"], default=None)
 
 
-def write_results(out: str | Path, header: str, budget: dict) -> dict:
+def write_results(out: str | Path, header: str, budget: dict, finished_only: bool = True) -> dict:
     """tune.csv, tune.md and best.json in ``out``."""
     out = Path(out)
     rows = summarize(out)
-    best = choose(rows)
+    best = choose(rows, finished_only)
     space, fixed = _searched(out)
     write_csv(out / "tune.csv", rows)
     payload = {
@@ -209,7 +243,21 @@ def write_results(out: str | Path, header: str, budget: dict) -> dict:
     return payload
 
 
+def write_preset(out: str | Path, payload: dict, command: str) -> Path:
+    """<out>/preset.json: the plus preset with the search's choice, for
+    ``elcrec train --preset <out>/preset.json``."""
+    path = Path(out) / "preset.json"
+    origin = (
+        f"chosen on this data's validation by `{command}`: trial {payload['best_trial']}, "
+        f"validation NDCG@20 {payload['valid_NDCG@20']} ({Path(out) / 'best.json'})"
+    )
+    preset_file = {"preset": "plus", "options": payload["options"], "origin": origin}
+    atomic_write_text(path, json.dumps(preset_file, indent=2) + "\n")
+    return path
+
+
 __all__ = [
+    "PLUS_SEARCH",
     "SPACE",
     "START",
     "choose",
@@ -217,5 +265,6 @@ __all__ = [
     "run_tune",
     "summarize",
     "trial_options",
+    "write_preset",
     "write_results",
 ]
