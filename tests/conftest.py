@@ -22,6 +22,13 @@ def tiny_config(**overrides) -> RunConfig:
     return cfg.replace(**overrides) if overrides else cfg.validate()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def work_folder(tmp_path_factory):
+    """Run folders that commands put in the default work folder stay in the
+    test's temporary space, not in the home folder."""
+    os.environ["ELCREC_WORK"] = str(tmp_path_factory.mktemp("work"))
+
+
 @pytest.fixture
 def tiny():
     return tiny_config

@@ -15,6 +15,7 @@ import pytest
 
 from elcrec import benchmark
 from elcrec.paper import ABLATION, METRICS, TABLE1
+from tests.helpers import script
 
 # Tiny cells: a benchmark preset with the data swapped for small synthetic data.
 TINY = {
@@ -189,18 +190,6 @@ def test_compare_runs_lists_the_options_that_differ_and_each_runs_result(tmp_pat
     assert bad.returncode == 2 and "LABEL=RUN_DIR" in bad.stderr
 
 
-def _script(name):
-    import importlib.util
-    import sys
-
-    folder = Path(__file__).resolve().parents[1] / "benchmarks"
-    sys.path.insert(0, str(folder))
-    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_authors_masking_lets_a_repeated_target_in_when_scores_are_negative():
     """The authors' evaluation sets history scores to 0: a repeated target
     then outranks every negatively scored item; excluding history does not."""
@@ -208,7 +197,7 @@ def test_authors_masking_lets_a_repeated_target_in_when_scores_are_negative():
 
     from elcrec.evaluate import metrics_from_ranks, target_ranks
 
-    rt = _script("repeat_targets")
+    rt = script("repeat_targets")
     n = 30  # columns: 0 = padding, items 1..29
     negative = -np.arange(1, n + 1, dtype=np.float64)[None, :] / n  # all below 0, item 1 best
     negative[:, 0] = -5.0  # the padding column (the authors score it too)
@@ -243,7 +232,7 @@ def test_authors_masking_lets_a_repeated_target_in_when_scores_are_negative():
 def test_paired_runs_per_user_metrics_average_to_the_evaluator():
     from elcrec.evaluate import metrics_from_ranks
 
-    pr = _script("paired_runs")
+    pr = script("paired_runs")
     ranks = np.array([0, 1, 4, 5, 19, 20, 300])
     per_user = pr.per_user_metrics(ranks)
     expected = metrics_from_ranks(ranks)
@@ -255,7 +244,7 @@ def test_paired_runs_per_user_metrics_average_to_the_evaluator():
 
 
 def test_paired_bootstrap_against_a_plain_loop():
-    pr = _script("paired_runs")
+    pr = script("paired_runs")
     rng = np.random.default_rng(3)
     a = rng.random(50)
     b = a + rng.normal(0.05, 0.1, 50)
@@ -311,7 +300,7 @@ def test_saved_test_ranks_are_the_ranks_of_the_best_weights(tmp_path, tiny):
 
     run = tmp_path / "run"
     result = train(tiny(**{"model.variant": "full"}), run, progress=False)
-    paired_runs = _script("paired_runs")
+    paired_runs = script("paired_runs")
 
     saved = paired_runs.test_ranks(run)
     assert len(saved[0]) == 300
@@ -338,11 +327,11 @@ def test_intent_scoring_at_zero_shift_is_the_evaluator(tmp_path, tiny):
     train(tiny(), tmp_path / "run", progress=False)
     rec = Recommender.load(tmp_path / "run")
     split = Split(rec.data, rec.cfg.data.max_len)
-    script = _script("intent_scoring")
+    probe = script("intent_scoring")
     plain = rank_all(rec.model, split, "valid")
-    assert np.array_equal(script.shifted_ranks(rec, split, "valid", 0.0, "pooled"), plain)
+    assert np.array_equal(probe.shifted_ranks(rec, split, "valid", 0.0, "pooled"), plain)
     for nearest in ("pooled", "last"):
-        shifted = script.shifted_ranks(rec, split, "valid", 1.0, nearest)
+        shifted = probe.shifted_ranks(rec, split, "valid", 1.0, nearest)
         assert shifted.shape == plain.shape and not np.array_equal(shifted, plain)
 
 

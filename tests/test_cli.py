@@ -6,6 +6,7 @@ import pytest
 
 from elcrec.cli import main
 from tests.conftest import tiny_config
+from tests.helpers import elcrec
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +30,23 @@ def trained(tmp_path_factory):
 
 
 def test_train_prints_metrics_and_intents(trained, capsys):
-    # the finished run, asked again, prints its result and where it lives
+    # the finished run, asked again, prints its table and where it lives
     config = trained.parent / "config.json"
     assert main(["train", "--config", str(config), "--run-dir", str(trained)]) == 0
     captured = capsys.readouterr()
-    printed = json.loads(captured.out)
-    assert printed == json.loads((trained / "test_metrics.json").read_text())
+    result = json.loads((trained / "test_metrics.json").read_text())
     assert f"run folder: {trained}" in captured.err
-    assert {"test", "best_epoch", "wall_s", "intents"} <= set(printed)
-    assert set(printed["test"]) >= {"HR@5", "HR@20", "NDCG@5", "NDCG@20", "MRR"}
-    intents = printed["intents"]
+    table = captured.out.splitlines()
+    assert table[1].split() == ["HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR"]
+    assert table[2].split() == [f"{result['test'][m]:.4f}" for m in table[1].split()]
+    intents = result["intents"]
     assert 0.0 <= intents["random_nmi"] < intents["nmi"] <= 1.0  # planted intents found
+    assert f"NMI with the planted intents {intents['nmi']:.3f}" in captured.out
+    assert f"(random {intents['random_nmi']:.3f})" in captured.out
+    assert table[-1] == f"all results: {trained / 'test_metrics.json'}"
+    # --json prints the whole result instead
+    assert main(["train", "--config", str(config), "--run-dir", str(trained), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == result
 
 
 def test_recommend_known_user_and_sequence(trained, capsys):
@@ -202,22 +209,6 @@ def test_bad_input_exits_2_with_a_message(trained, tmp_path, capsys, monkeypatch
     assert not (tmp_path / "runs").exists(), "a failed run left a folder behind"
 
 
-def _elcrec(args, cwd, work, timeout=900):
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "ELCREC_WORK": str(work), "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "elcrec.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def test_a_pairs_file_with_short_users_trains_the_best_preset_with_no_other_flag(
     beauty_dir, tmp_path
 ):
@@ -229,27 +220,29 @@ def test_a_pairs_file_with_short_users_trains_the_best_preset_with_no_other_flag
     from elcrec.data import read_sequences
 
     users, seqs = read_sequences(Path(beauty_dir) / "Beauty.txt")
-    users, seqs = users[:200], seqs[:200]
+    users, seqs = users[:300], seqs[:300]  # k = 256 intents need 256 users
     seqs[:20] = [s[:1] for s in seqs[:10]] + [s[:2] for s in seqs[10:20]]  # short users
     lines = [
         f"{u} {s[t]}" for t in range(max(map(len, seqs))) for u, s in zip(users, seqs) if t < len(s)
     ]
     path = tmp_path / "beauty_pairs.txt"
     path.write_text("\n".join(lines) + "\n")
-    done = _elcrec(["data", str(path), "--drop-short-users"], tmp_path, tmp_path / "work")
+    done = elcrec(
+        ["data", str(path), "--drop-short-users"], tmp_path, ELCREC_WORK=tmp_path / "work"
+    )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["users"] == 180
-    short = _elcrec(["data", str(path)], tmp_path, tmp_path / "work")
+    assert json.loads(done.stdout)["users"] == 280
+    short = elcrec(["data", str(path)], tmp_path, ELCREC_WORK=tmp_path / "work")
     assert short.returncode == 2 and "--drop-short-users" in short.stderr
-    done = _elcrec(
+    done = elcrec(
         ["train", "--data", str(path), "--drop-short-users", "--preset", "plus"],
         tmp_path,
-        tmp_path / "work",
+        ELCREC_WORK=tmp_path / "work",
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout)
-    assert result["epochs_run"] >= 1 and 0.0 < result["test"]["HR@20"] <= 1.0
     run = tmp_path / "work" / "runs" / "beauty_pairs-ELCRec+-seed1"
+    result = json.loads((run / "test_metrics.json").read_text())
+    assert result["epochs_run"] >= 1 and 0.0 < result["test"]["HR@20"] <= 1.0
     config = json.loads((run / "config.json").read_text())
     assert config["data"]["format"] == "auto" and config["model"]["name"] == "ELCRec+"
     assert "not one of the benchmarks" in config["origin"]
@@ -261,10 +254,10 @@ def test_tune_on_a_file_within_minutes_writes_a_preset_that_trains(tmp_path):
 
     synthetic(400, 200, 4, seed=3).to_log(data)
     work = tmp_path / "work"
-    done = _elcrec(
+    done = elcrec(
         ["tune", "--data", str(data), "--minutes", "0.5", "--trials", "3", "--epochs", "2"],
         tmp_path,
-        work,
+        ELCREC_WORK=work,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     preset_file = work / "tune" / "clicks" / "preset.json"
@@ -273,10 +266,10 @@ def test_tune_on_a_file_within_minutes_writes_a_preset_that_trains(tmp_path):
     assert "validation" in written["origin"]
     best = json.loads((work / "tune" / "clicks" / "best.json").read_text())
     assert best["budget"]["minutes"] == 0.5 and best["wall_s_total"] < 0.5 * 60 + 5
-    done = _elcrec(
+    done = elcrec(
         ["train", "--data", str(data), "--preset", str(preset_file), "--epochs", "1"],
         tmp_path,
-        work,
+        ELCREC_WORK=work,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     run = work / "runs" / "clicks-ELCRec+-seed1"
@@ -298,5 +291,5 @@ def test_common_runtime_flags_reach_the_config(tmp_path, capsys):
     assert (t.threads, t.device, t.epochs, t.patience, t.batch_size, t.lr) == (
         1, "cpu", 1, 3, 32, 0.002,
     )  # fmt: skip
-    err = capsys.readouterr().err
-    assert "HR@20" in err and "NMI with the planted intents" in err  # the readable table
+    out = capsys.readouterr().out
+    assert "HR@20" in out and "NMI with the planted intents" in out  # the readable table

@@ -4,11 +4,10 @@ trains it and every command that reads a run folder can load it.  The test
 does exactly that on a copy of the package."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.helpers import elcrec
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "elcrec"
 
@@ -55,30 +54,16 @@ def test_a_new_model_is_one_file_and_one_registry_line(tmp_path):
     assert anchor in text  # where the README says the line goes
     registry.write_text(text.replace(anchor, anchor + REGISTRY_LINE))
 
-    env = {**os.environ, "PYTHONPATH": str(src)}
     run = tmp_path / "run"
-
-    def elcrec(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "elcrec.cli", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-
     tiny = ["data.synthetic_users=300", "data.synthetic_items=200", "train.device=cpu"]
-    done = elcrec(
-        "train", "--model", "BagOfItems", "--epochs", "1", "--run-dir", str(run),
-        "--no-progress", "--set", *tiny,
-    )  # fmt: skip
+    train = ["train", "--model", "BagOfItems", "--epochs", "1", "--run-dir", run, "--set", *tiny]
+    done = elcrec(train, tmp_path, PYTHONPATH=src)
     assert done.returncode == 0, done.stderr
     result = json.loads((run / "test_metrics.json").read_text())
     assert result["epochs_run"] == 1 and 0.0 <= result["test"]["HR@20"] <= 1.0
     assert "intents" not in result  # the new model has none
     assert json.loads((run / "config.json").read_text())["model"]["name"] == "BagOfItems"
     # the run folder rebuilds the new model: recommend from it
-    rec = elcrec("recommend", str(run), "--items", "1", "2", "3", "--k", "5")
+    rec = elcrec(["recommend", run, "--items", "1", "2", "3", "--k", "5"], tmp_path, PYTHONPATH=src)
     assert rec.returncode == 0, rec.stderr
     assert len(json.loads(rec.stdout)["items"]) == 5

@@ -4,9 +4,9 @@ is present: ``$ELCREC_REFERENCE_DIR/elcrec-authors-code`` (CI sets it)."""
 
 import pytest
 
-from tests.test_benchmark import _script
+from tests.helpers import script
 
-parity = _script("parity_authors")
+parity = script("parity_authors")
 FOLDER = parity.authors_code()
 
 

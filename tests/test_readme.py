@@ -51,7 +51,7 @@ def test_readme_own_data_commands_run_as_written(tmp_path):
     assert header == "user_id,item_id,timestamp"
     config = json.loads((tmp_path / "runs/clicks/config.json").read_text())
     assert config["model"]["name"] == "ELCRec+" and "Beauty" in config["origin"]
-    assert "NDCG@20" in outputs[1].stderr  # the readable table after training
+    assert "NDCG@20" in outputs[1].stdout  # the readable table after training
     rec = json.loads(outputs[2].stdout)
     assert rec["user"] == "42" and len(rec["items"]) == 5 and isinstance(rec["intent"], int)
     logged = {

@@ -171,7 +171,7 @@ def test_killed_process_resumes_to_the_same_result(tiny, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (run_dir / "test_metrics.json").exists(), "killed too late to test resuming"
-    resumed = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    resumed = subprocess.run([*cmd, "--json"], capture_output=True, text=True, check=True)
     assert json.loads(resumed.stdout)["test"] == whole["test"]
 
 

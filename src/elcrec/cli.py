@@ -12,6 +12,7 @@ import json
 import shlex
 import signal
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -36,6 +37,8 @@ from elcrec.runs import default_work
 from elcrec.train import train
 
 DEVICES = choices(TrainConfig, "device")
+STARTED = time.monotonic()
+TABLES_RESERVE_S = 10.0  # stopping the trials and writing a search's tables
 
 # The flags of every command that loads data (defined once), and the options they set.
 DATA_FLAGS = {
@@ -136,6 +139,7 @@ def _add_train(sub) -> None:
     p.add_argument(
         "--no-progress", action="store_true", help="no progress bar and no per-epoch lines"
     )
+    p.add_argument("--json", action="store_true", help="print the result as JSON, not a table")
 
 
 def build_config(args) -> RunConfig:
@@ -165,12 +169,12 @@ def cmd_train(args) -> int:
         run_dir = default_work() / "runs" / f"{stem}-{cfg.model.name}-seed{cfg.train.seed}"
     print(f"run folder: {run_dir}", file=sys.stderr)
     result = train(cfg, run_dir, progress=not args.no_progress)
-    print(json.dumps(result, indent=2))
-    print(summary_table(result), file=sys.stderr)
+    # The whole result is test_metrics.json in the run folder; a person reads the table.
+    print(json.dumps(result, indent=2) if args.json else summary_table(result, run_dir))
     return 0
 
 
-def summary_table(result: dict) -> str:
+def summary_table(result: dict, run_dir: Path) -> str:
     """A few lines a person reads: the test metrics, and the intents' NMI
     beside a random assignment's when the data planted intents."""
     test = result.get("test")
@@ -193,6 +197,7 @@ def summary_table(result: dict) -> str:
             nmi, random = intents["nmi"], intents["random_nmi"]
             line += f"; NMI with the planted intents {nmi:.3f} (random {random:.3f})"
         lines.append(line)
+    lines.append(f"all results: {run_dir / 'test_metrics.json'}")
     return "\n".join(lines)
 
 
@@ -307,6 +312,9 @@ def cmd_tune(args) -> int:
     }
     # Own data: the search behind the plus preset, on this data's validation.
     search = tune.load_search(args.space) if args.space or not own else tune.PLUS_SEARCH
+    deadline_s = deadline_min * 60 if deadline_min else None
+    if args.minutes:  # the whole command inside the budget: start-up so far, tables after
+        deadline_s -= time.monotonic() - STARTED + TABLES_RESERVE_S
     if not args.tables_only:
         counts = tune.run_tune(
             preset("fast", source).replace(**data),
@@ -317,7 +325,7 @@ def cmd_tune(args) -> int:
             args.search_seed,
             args.seed,
             args.jobs,
-            deadline_min * 60 if deadline_min else None,
+            deadline_s,
             placement,
             search,
         )

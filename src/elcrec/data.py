@@ -280,7 +280,7 @@ def detect_format(path: str | Path, sample_bytes: int = 1 << 20) -> tuple[str, s
         if len(fields) > 1 and not all(_is_int(x.strip()) for x in fields):
             return "log", sep  # a header line
     rows = [x.split() for x in lines]
-    if not all(_is_int(t) for row in rows for t in row):
+    if not all(_is_int(t) for t in rows[0]):  # (a bad id further down: the reader names its line)
         raise DataError(
             f"{path}: cannot tell its format: considered sequences and pairs (whitespace-"
             f"separated integer ids) and a CSV/TSV log (a header line){choose}"
