@@ -67,7 +67,8 @@ def main() -> None:
         "budget_minutes": args.minutes,
         "tune_wall_s": round(tune_s, 1),
         "inside_budget": tune_s <= args.minutes * 60,
-        "trials_started": sum(1 for _ in search.glob("trial*")),
+        # trials that trained an epoch or more (the search lays out every folder)
+        "trials_run": sum(1 for t in search.glob("trial*/metrics.jsonl") if t.stat().st_size),
         "trials_finished": best["trials_finished"],
         "best_trial": best["best_trial"],
         "valid_NDCG@20": best["valid_NDCG@20"],
@@ -84,7 +85,8 @@ def main() -> None:
         f"Command: `{command()}` (synthetic data, 6,000 users, written as a CSV log)",
         "",
         f"- tune: {payload['tune_wall_s']} s for a budget of {args.minutes * 60:.0f} s "
-        f"(inside: {payload['inside_budget']}); {payload['trials_started']} trials started, "
+        f"(inside: {payload['inside_budget']}); {payload['trials_run']} of the budget's "
+        "trials ran, "
         f"{payload['trials_finished']} finished; chosen trial {payload['best_trial']}, "
         f"validation NDCG@20 {payload['valid_NDCG@20']}",
         f"- train with the preset file, {payload['train_epochs']} epochs: "
