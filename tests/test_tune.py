@@ -153,3 +153,37 @@ def test_beyond_table_arithmetic_on_hand_made_runs(tmp_path):
     # No ELCRec (paper preset) cell ran: its column says so, and how to fill it.
     assert md.count("| — |") == len(METRICS)
     assert "ELCRec `--preset paper`" in md
+
+
+def test_the_search_elcrec_tune_runs_on_own_data_is_the_one_behind_the_plus_preset():
+    root = Path(__file__).resolve().parents[1] / "benchmarks" / "tune"
+    committed = json.loads((root / "spaces" / "prefixes_stage1.json").read_text())
+    assert {k: committed[k] for k in ("space", "start", "fixed")} == tune.PLUS_SEARCH
+    # ... and that search chose what the plus preset holds
+    best = json.loads((root / PLUS_SEARCHES["beauty"] / "best.json").read_text())
+    assert best["options"] == PLUS_SETTINGS["beauty"]
+
+
+@pytest.mark.parametrize("name", ["paper", "fast", "plus"])
+def test_presets_work_on_any_data_and_say_where_their_options_came_from(tmp_path, name):
+    import pandas as pd
+
+    from elcrec.data import load, synthetic
+
+    path = tmp_path / "Clicks.parquet"  # the case of a path is kept
+    synthetic(300, 100, 3, seed=2).to_log(tmp_path / "clicks.csv")
+    pd.read_csv(tmp_path / "clicks.csv").to_parquet(path)
+    cfg = preset(name, str(path))
+    assert cfg.data.source == str(path) and load(cfg.data).n_users == 300
+    beauty = preset(name, "beauty")
+    differ = {
+        (section, key)
+        for section in ("model", "train")
+        for key, value in cfg.to_dict()[section].items()
+        if beauty.to_dict()[section][key] != value
+    }
+    assert differ == set()  # Beauty's options ...
+    assert "not one of the benchmarks, so it takes Beauty's" in cfg.origin  # ... and it says so
+    assert "not one of" not in beauty.origin
+    with pytest.raises(ConfigError, match="unknown preset 'best'"):
+        preset("best", str(path))

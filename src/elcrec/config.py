@@ -17,8 +17,8 @@ import tomllib
 from elcrec._io import atomic_write_text
 
 
-def choice(default: str, *others: str):
-    """A string option and the values it allows (checked by RunConfig.validate)."""
+def choice(default, *others):
+    """An option and the values it allows (checked by RunConfig.validate)."""
     return field(default=default, metadata={"choices": (default, *others)})
 
 
@@ -159,7 +159,7 @@ class ModelConfig:
     reorder_ratio: float = 0.2
     # Encoder passes per step: 5 = the authors' (views encoded again for the
     # intent CL), 3 = the two views shared by both contrasts.
-    encoder_passes: int = 3
+    encoder_passes: int = choice(3, 5)
     # When a step puts the centers back on the unit sphere: at its start, so
     # every loss sees unit centers, or (the authors' order) after the sequence
     # CL, whose intent fusion then adds the centers as the last optimizer step
@@ -249,7 +249,7 @@ class RunConfig:
                 if allowed and value not in allowed:
                     raise ConfigError(
                         f"{type(section).__name__[:-6].lower()}.{f.name} = {value!r}: "
-                        f"expected one of {', '.join(allowed)}"
+                        f"expected one of {', '.join(map(str, allowed))}"
                     )
         positive = [
             ("data.max_len", self.data.max_len),
@@ -272,8 +272,6 @@ class RunConfig:
         for name in ("crop_ratio", "mask_ratio", "reorder_ratio"):
             if not 0.0 <= getattr(self.model, name) <= 1.0:
                 raise ConfigError(f"model.{name} must lie in [0, 1]")
-        if self.model.encoder_passes not in (3, 5):
-            raise ConfigError("model.encoder_passes must be 3 or 5")
         if self.model.temperature <= 0:
             raise ConfigError("model.temperature must be positive")
         if self.train.patience < 1:
