@@ -29,5 +29,6 @@ def script(name):
     sys.path.insert(0, str(folder))
     spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # child processes find its functions by name
     spec.loader.exec_module(module)
     return module

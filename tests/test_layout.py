@@ -17,7 +17,7 @@ PACKAGE = ROOT / "src" / "elcrec"
 LAYERS = [
     ["_version", "_io", "paper"],
     ["config"],
-    ["data"],
+    ["data", "distributed"],
     ["models.base"],
     ["models.elcrec"],
     ["models.iclrec"],

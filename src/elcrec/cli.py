@@ -11,13 +11,14 @@ import argparse
 import json
 import shlex
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from elcrec import benchmark, tune
+from elcrec import benchmark, distributed, tune
 from elcrec.config import (
     BENCHMARKS,
     ConfigError,
@@ -140,6 +141,13 @@ def _add_train(sub) -> None:
         "--no-progress", action="store_true", help="no progress bar and no per-epoch lines"
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON, not a table")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="processes (ranks) to train with, launched by torchrun (gloo on CPU, NCCL on "
+        "CUDA); the same as torchrun --nproc_per_node N -m elcrec.cli train ...",
+    )
 
 
 def build_config(args) -> RunConfig:
@@ -159,6 +167,8 @@ def build_config(args) -> RunConfig:
 
 
 def cmd_train(args) -> int:
+    if args.nproc > 1:  # the same command under PyTorch's launcher, one process per rank
+        return launch_torchrun(args.nproc, sys.argv[1:])
     cfg = build_config(args)
     if args.run_dir:
         run_dir = Path(args.run_dir)
@@ -170,8 +180,23 @@ def cmd_train(args) -> int:
     print(f"run folder: {run_dir}", file=sys.stderr)
     result = train(cfg, run_dir, progress=not args.no_progress)
     # The whole result is test_metrics.json in the run folder; a person reads the table.
-    print(json.dumps(result, indent=2) if args.json else summary_table(result, run_dir))
+    if distributed.rank() == 0:
+        print(json.dumps(result, indent=2) if args.json else summary_table(result, run_dir))
     return 0
+
+
+def launch_torchrun(nproc: int, argv: list[str]) -> int:
+    """``torchrun --nproc_per_node N -m elcrec.cli ARGV`` without ``--nproc``."""
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            rest.append(arg)
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
+    return subprocess.run([*cmd, "-m", "elcrec.cli", *rest]).returncode
 
 
 def summary_table(result: dict, run_dir: Path) -> str:

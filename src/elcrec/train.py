@@ -7,9 +7,11 @@ views of an epoch depend only on (seed, epoch), and every checkpoint holds
 the RNG state, so a run that is killed and resumed ends exactly where an
 uninterrupted one does.
 
-Under ``torchrun`` (later) three places change and no other: ``batches``
-takes the rank's shard, ``self.folder.main`` is false off rank 0 (it guards
-every write), and the model is wrapped where ``setup`` builds it.
+Under ``torchrun`` (several processes; see elcrec.distributed) three places
+differ and no other, each marked "DDP": ``setup`` joins the process group,
+wraps the model and makes every rank but 0 write nothing
+(``self.folder.main``); ``batches`` gives each rank its share of every global
+batch; the hooks' centers are broadcast from rank 0.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from elcrec import data as data_mod
+from elcrec import distributed
 from elcrec.config import ConfigError, RunConfig, TrainConfig, choices
 from elcrec.evaluate import evaluate, intent_quality, metrics_from_ranks, per_user_test, rank_all
 from elcrec.models import Batch, SequentialModel, build_model, entry
@@ -102,6 +105,7 @@ class Run:
             while state.epoch < stop_at and state.bad_epochs < self.cfg.train.patience:
                 t0 = time.perf_counter()
                 self.model.on_epoch_start(self.encode_users, self.cfg.train.seed, state.epoch)
+                distributed.broadcast_parameters(self.model)  # DDP: rank 0's centers
                 losses = self.train_epoch(state.epoch, progress)
                 train_s = time.perf_counter() - t0
                 self.validate_and_checkpoint(state, losses, train_s, writer, progress)
@@ -133,6 +137,9 @@ class Run:
             torch.set_num_threads(cfg.train.threads)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
+        # DDP: join the process group torchrun describes; only rank 0 writes.
+        distributed.init_from_environment(self.device)
+        self.folder.main = distributed.rank() == 0
         interactions = self.interactions or data_mod.load(cfg.data)
         self.resuming = self.folder.prepare(cfg)
         self.folder.save_data(interactions)
@@ -144,6 +151,13 @@ class Run:
         self.opt = torch.optim.Adam(
             self.model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
         )
+        self.step_model = self.model  # what a training step calls
+        if distributed.active():  # DDP: gradients averaged over ranks, own dropout streams
+            self.step_model = torch.nn.parallel.DistributedDataParallel(
+                self.model,
+                find_unused_parameters=not self.model.uses_intents,  # idle centers
+            )
+            torch.manual_seed(cfg.train.seed * 1000 + distributed.rank())
 
     def restore(self) -> State:
         """The last checkpoint's weights, optimizer, RNG and state; or a fresh start."""
@@ -152,12 +166,15 @@ class Run:
             # no epochs from before.
             self.folder.truncate_epochs(0)
             self.model.on_train_start(self.encode_users, self.cfg.train.seed)
+            distributed.broadcast_parameters(self.model)  # DDP: rank 0's centers
             return State()
         ckpt = self.folder.load_torch("last.pt", self.device)
         self.model.load_state_dict(ckpt["model"])
         self.opt.load_state_dict(ckpt["optimizer"])
         # map_location moved the saved RNG states too; the CPU one must come back.
-        torch.set_rng_state(ckpt["torch_rng"].cpu())
+        # DDP: each rank's own state (a list of them, in rank order).
+        rng = ckpt["torch_rng"]
+        torch.set_rng_state((rng[distributed.rank()] if isinstance(rng, list) else rng).cpu())
         if self.device.type == "cuda" and ckpt.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(ckpt["cuda_rng"].cpu(), self.device)
         state = State(**ckpt["state"])
@@ -206,6 +223,12 @@ class Run:
                     v2 = split.train_views(users, rng, ratios, ends)
                 w = model.width_for(max(v1.shape[1], v2.shape[1]))
                 views = np.concatenate([data_mod.pad_left(v1, w), data_mod.pad_left(v2, w)])
+            if distributed.active():  # DDP: this rank's rows of the global batch
+                rows = np.array_split(np.arange(len(users)), distributed.world_size())
+                mine = rows[distributed.rank()]
+                items, pos, neg = items[mine], pos[mine], neg[mine]
+                if views is not None:
+                    views = np.concatenate([views[mine], views[len(users) + mine]])
             yield Batch(
                 *(torch.from_numpy(x).to(self.device) for x in (items, pos, neg)),
                 None if views is None else torch.from_numpy(views).to(self.device),
@@ -227,7 +250,7 @@ class Run:
             disable=not (progress and sys.stderr.isatty()),
         )
         for batch in bar:
-            out = self.model(batch)
+            out = self.step_model(batch)
             self.opt.zero_grad(set_to_none=True)
             out["total"].backward()
             self.opt.step()
@@ -282,14 +305,16 @@ class Run:
             )
         state.epoch = epoch + 1
         cuda = self.device.type == "cuda"
+        rng = distributed.gather_objects(torch.get_rng_state())  # DDP: every rank's
         checkpoint = {
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": rng if distributed.active() else rng[0],
             "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else None,
             "state": vars(state),
         }
         self.folder.save_torch(checkpoint, "last.pt")
+        distributed.barrier()  # DDP: no rank reads a checkpoint rank 0 is writing
 
     def finish(self, state: State) -> dict:
         """The test pass on the best weights, once for each way of excluding

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from elcrec import distributed
 from elcrec.config import ConfigError, ModelConfig
 from elcrec.models.base import Batch, EncodeUsers, SequentialModel
 
@@ -191,8 +192,12 @@ class LearnableClusters(nn.Module):
         elif self.pull == "nearest":
             pull = d.min(dim=1).values.mean()
         else:  # sinkhorn: balanced soft assignment, a target (no gradient through it)
-            q = self.sinkhorn((z @ c.T).detach())
+            scores, start = (z @ c.T).detach(), 0
+            if distributed.active():  # balanced over the global batch
+                scores, start = distributed.gather(scores)
+            q = self.sinkhorn(scores)[start : start + len(z)]
             pull = (q * d).sum(dim=1).mean()
+        pull = distributed.global_mean(pull, len(z))
         pair = self.sq_distances(c, c).sum()
         push = pair / (k * k) if self.push_norm == "all_pairs" else pair / max(k * (k - 1), 1)
         return pull - push
@@ -256,6 +261,8 @@ def info_nce(
     logits then grow with them)."""
     if cosine:
         a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    if distributed.active():
+        return _info_nce_across_ranks(a, b, temperature)
     n = a.shape[0]
     sim_ab = a @ b.T / temperature
     eye = torch.eye(n, dtype=torch.bool, device=a.device)
@@ -267,6 +274,24 @@ def info_nce(
     # Row i (an a) has its positive b_i in column i; row n+i (a b) has a_i in column n+i.
     labels = torch.arange(2 * n, device=a.device)
     return F.cross_entropy(logits, labels)
+
+
+def _info_nce_across_ranks(a: torch.Tensor, b: torch.Tensor, temperature: float):
+    """``info_nce`` over the global batch: this rank's rows against every
+    rank's (gathered with their gradients), the same logits row by row."""
+    a_all, start = distributed.gather(a)
+    b_all, _ = distributed.gather(b)
+    n, total = a.shape[0], a_all.shape[0]
+    own = torch.arange(n, device=a.device) + start
+    itself = torch.zeros(n, total, dtype=torch.bool, device=a.device)
+    itself[torch.arange(n, device=a.device), own] = True
+    sim_ab = a @ b_all.T / temperature
+    sim_aa = (a @ a_all.T / temperature).masked_fill(itself, float("-inf"))
+    sim_bb = (b @ b_all.T / temperature).masked_fill(itself, float("-inf"))
+    sim_ba = b @ a_all.T / temperature
+    logits = torch.cat([torch.cat([sim_ab, sim_aa], 1), torch.cat([sim_bb, sim_ba], 1)])
+    labels = torch.cat([own, total + own])
+    return distributed.global_mean(F.cross_entropy(logits, labels), 2 * n)
 
 
 def next_item_bce(h: torch.Tensor, item_emb: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor):
@@ -480,6 +505,8 @@ class ELCRec(SequentialModel):
         self.renormalize_centers()
         h = self.encode(items)
         out = {"next_item": self._next_item_loss(h, pos, batch.neg)}
+        if distributed.active():  # a mean over the global batch's targets
+            out["next_item"] = distributed.global_mean(out["next_item"], int((pos > 0).sum()))
         total = out["next_item"]
         assigned = None
         if self.uses_intents:

@@ -1,0 +1,316 @@
+"""Two processes with half a batch each compute what one process computes
+with the whole batch (torch.distributed, gloo on CPU).
+
+One training step, dropout off: one process on a global batch of B rows
+against 2 gloo ranks with B/2 rows each (their shares of the same batch,
+as the trainer cuts them), the model wrapped in DistributedDataParallel.  The
+ranks' loss terms, averaged, and their (DDP-averaged) gradients must equal
+the one process's: every loss term and every parameter.  That holds only if
+the contrastive negatives are gathered across ranks with gradients flowing
+back to every rank and each mean is taken over the global batch
+(elcrec.distributed).
+
+    python benchmarks/ddp_equivalence.py
+
+Writes benchmarks/results/ddp_equivalence.{json,md} (the one-step part of the
+multi-process checks; the others are listed as not yet measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import command, environment, write_results  # noqa: E402
+
+from elcrec import RunConfig  # noqa: E402
+from elcrec.data import Split, pad_left, synthetic  # noqa: E402
+from elcrec.models import Batch, build_model  # noqa: E402
+from elcrec.runs import RunFolder  # noqa: E402
+
+CASES = {
+    # the paper's BCE, the cluster loss pulling to all centers, both contrasts
+    "bce_full": {"model.loss": "bce"},
+    # a softmax over the catalogue, cosine contrasts, Sinkhorn-balanced pull
+    "ce_cosine_sinkhorn": {
+        "model.loss": "ce",
+        "model.cl_similarity": "cosine",
+        "model.cluster_pull": "sinkhorn",
+        "model.n_layers": 2,
+    },
+}
+TOLERANCE = 1e-5
+BATCH = 64
+
+
+def config(case: str) -> RunConfig:
+    return RunConfig().replace(
+        **{"model.dropout": 0.0, "model.n_clusters": 8, "data.max_len": 20, **CASES[case]}
+    )
+
+
+def global_batch(cfg: RunConfig, seed: int = 0) -> Batch:
+    """A batch as the trainer builds one: inputs, targets, negatives, two views."""
+    data = synthetic(300, 120, 4, seed=seed)
+    split = Split(data, cfg.data.max_len)
+    rng = np.random.default_rng(seed)
+    users, ends = split.train_batches(BATCH, seed, 0, 0, "users")[0]
+    own = split.train_inputs(users, ends)
+    pos = split.train_targets(users, own.shape[1], ends)
+    neg = split.sample_negatives(users, pos, rng)
+    ratios = (0.2, 0.7, 0.2)
+    v1, v2 = (split.train_views(users, rng, ratios, ends) for _ in range(2))
+    w = max(v1.shape[1], v2.shape[1])
+    views = np.concatenate([pad_left(v1, w), pad_left(v2, w)])
+    return Batch(*(torch.from_numpy(x) for x in (own, pos, neg, views))), data.n_items
+
+
+def one_step(model, batch: Batch) -> tuple[dict, dict]:
+    out = model(batch)
+    out["total"].backward()
+    inner = getattr(model, "module", model)
+    grads = {n: p.grad.clone() for n, p in inner.named_parameters() if p.grad is not None}
+    return {k: v.detach() for k, v in out.items()}, grads
+
+
+def rank_share(batch: Batch, rank: int, world: int) -> Batch:
+    """This rank's rows (the trainer's cut: contiguous, np.array_split)."""
+    n = batch.items.shape[0]
+    mine = torch.from_numpy(np.array_split(np.arange(n), world)[rank])
+    views = torch.cat([batch.views[mine], batch.views[n + mine]])
+    return Batch(batch.items[mine], batch.pos[mine], batch.neg[mine], views)
+
+
+def local_gradient_gather(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The usual bug, for the test to catch: other ranks' rows gathered without
+    gradients (dist.all_gather), so each rank's backward sees its own slice only."""
+    world, rank = dist.get_world_size(), dist.get_rank()
+    parts = [torch.zeros_like(x) for _ in range(world)]
+    dist.all_gather(parts, x.detach())
+    parts[rank] = x
+    return torch.cat(parts), rank * x.shape[0]
+
+
+def _worker(
+    rank: int, world: int, port: int, case: str, out_path: str, broken: bool = False
+) -> None:
+    if broken:
+        import elcrec.distributed
+
+        elcrec.distributed.gather = local_gradient_gather
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    cfg = config(case)
+    batch, n_items = global_batch(cfg)
+    torch.manual_seed(0)
+    model = build_model(n_items, cfg.data.max_len, cfg.model)
+    ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+    losses, grads = one_step(ddp, rank_share(batch, rank, world))
+    for value in losses.values():  # the ranks' terms, averaged (each is rescaled for it)
+        dist.all_reduce(value)
+        value /= world
+    if rank == 0:
+        torch.save({"losses": losses, "grads": grads}, out_path)
+    dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def compare(case: str, world: int = 2, broken: bool = False) -> dict:
+    cfg = config(case)
+    batch, n_items = global_batch(cfg)
+    torch.manual_seed(0)
+    single = build_model(n_items, cfg.data.max_len, cfg.model)
+    losses, grads = one_step(single, batch)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "ranks.pt")
+        args = (world, free_port(), case, path, broken)
+        mp.spawn(_worker, args=args, nprocs=world, join=True)
+        ranks = torch.load(path, weights_only=True)
+    loss_diff = {k: float((ranks["losses"][k] - v).abs()) for k, v in losses.items()}
+    grad_diff = {n: float((ranks["grads"][n] - g).abs().max()) for n, g in grads.items()}
+    return {
+        "case": case,
+        "options": CASES[case],
+        "world_size": world,
+        "global_batch": BATCH,
+        "losses_one_process": {k: float(v) for k, v in losses.items()},
+        "abs_loss_diff": loss_diff,
+        "max_abs_loss_diff": max(loss_diff.values()),
+        "max_abs_grad_diff": max(grad_diff.values()),
+        "worst_grad": max(grad_diff, key=grad_diff.get),
+        "parameters_compared": len(grads),
+        "grads_only_one_side": sorted(set(grads) ^ set(ranks["grads"])),
+    }
+
+
+# --------------------------------------------------------------------------- #
+# Whole runs: 2 ranks against one process; a rank killed and restarted
+# --------------------------------------------------------------------------- #
+RUN = {
+    "data.synthetic_users": 2000,
+    "data.synthetic_items": 1000,
+    "train.epochs": 12,
+    "train.patience": 4,
+    "train.device": "cpu",
+    "train.threads": 1,
+}
+
+
+def elcrec(args: list[str], nproc: int = 1, extra: list[str] = ()) -> subprocess.Popen:
+    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
+    cmd = [*(launcher + list(extra) if nproc > 1 else [sys.executable]), "-m", "elcrec.cli"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [*cmd, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finish(proc: subprocess.Popen) -> None:
+    _, err = proc.communicate(timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(err[-3000:])
+
+
+def test_metrics(run: Path) -> dict:
+    return json.loads((run / "test_metrics.json").read_text())["test"]
+
+
+def whole_runs(work: Path, seeds=(1, 2, 3)) -> dict:
+    """Test metrics of one-process runs (one per seed) and of a 2-rank run (seed 1)."""
+    cfg = RunConfig().replace(**RUN)
+    cfg.save(work / "config.json")
+    single = {}
+    for seed in seeds:
+        run = work / f"one_process_seed{seed}"
+        args = ["train", "--config", work / "config.json", "--seed", seed, "--run-dir", run]
+        finish(elcrec([str(a) for a in args]))
+        single[seed] = test_metrics(run)
+    run = work / "two_ranks_seed1"
+    finish(elcrec(["train", "--config", str(work / "config.json"), "--run-dir", str(run)], 2))
+    return {"metrics_1proc_seeds": single, "metrics_2rank": test_metrics(run)}
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return sorted(out)
+
+
+def elastic_resume(work: Path) -> dict:
+    """A 2-rank run whose rank is killed after its second epoch, restarted by
+    torchrun (--max-restarts 1) from the last checkpoint, against one never
+    interrupted: the same test metrics and curve?"""
+    cfg = RunConfig().replace(**{**RUN, "train.epochs": 4, "train.patience": 10})
+    cfg.save(work / "config4.json")
+    args = ["train", "--config", str(work / "config4.json"), "--no-progress"]
+    whole, killed = work / "whole", work / "killed"
+    finish(elcrec([*args, "--run-dir", str(whole)], 2))
+    proc = elcrec([*args, "--run-dir", str(killed)], 2, ["--max-restarts=1"])
+    deadline = time.time() + 900
+    while time.time() < deadline and len(RunFolder(killed).epochs()) < 2:
+        time.sleep(0.2)
+    workers = children(proc.pid)
+    os.kill(workers[-1], signal.SIGKILL)  # a rank dies mid-epoch
+    finish(proc)
+    curve = [
+        {k: v for k, v in r.items() if k.startswith(("loss/", "valid/"))}
+        for r in RunFolder(killed).epochs()
+    ]
+    same_curve = curve == [
+        {k: v for k, v in r.items() if k.startswith(("loss/", "valid/"))}
+        for r in RunFolder(whole).epochs()
+    ]
+    return {
+        "killed_after_epochs": 2,
+        "workers_killed": 1,
+        "elastic_resume_identical": test_metrics(killed) == test_metrics(whole) and same_curve,
+        "metrics_whole": test_metrics(whole),
+        "metrics_killed_and_resumed": test_metrics(killed),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", action="store_true", help="also the whole-run checks (minutes)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    cases = [compare(case) for case in CASES]
+    ok = all(max(c["max_abs_loss_diff"], c["max_abs_grad_diff"]) <= TOLERANCE for c in cases)
+    md = [
+        "# Two gloo ranks with half a batch each against one process with the batch",
+        "",
+        f"Command: `{command()}`  ",
+        f"One training step, dropout off; tolerance {TOLERANCE}; all within: **{ok}**",
+        "",
+        "| case | terms | max abs loss diff | max abs grad diff (parameters) |",
+        "|---|---|---|---|",
+        *(
+            f"| {c['case']} | {', '.join(c['abs_loss_diff'])} | {c['max_abs_loss_diff']:.2e} "
+            f"| {c['max_abs_grad_diff']:.2e} ({c['parameters_compared']}) |"
+            for c in cases
+        ),
+        "",
+    ]
+    runs = {"metrics_2rank": None, "metrics_1proc_seeds": None, "elastic_resume_identical": None}
+    if args.runs:
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = {**whole_runs(Path(tmp)), **elastic_resume(Path(tmp))}
+        seeds = runs["metrics_1proc_seeds"]
+        md += ["", f"Whole runs on synthetic data ({RUN}): test NDCG@20 / HR@20", ""]
+        md += ["| run | NDCG@20 | HR@20 |", "|---|---|---|"]
+        md += [
+            f"| one process, seed {s} | {m['NDCG@20']:.4f} | {m['HR@20']:.4f} |"
+            for s, m in seeds.items()
+        ]
+        two = runs["metrics_2rank"]
+        md += [f"| 2 ranks, seed 1 | {two['NDCG@20']:.4f} | {two['HR@20']:.4f} |", ""]
+        md += [
+            "A rank killed (SIGKILL) after the second of 4 epochs, torchrun restarting both "
+            f"from the last checkpoint: identical metrics and curve: "
+            f"**{runs['elastic_resume_identical']}**",
+        ]
+    else:
+        md += ["", "Whole runs not measured (`--runs`)."]
+    md.append("")
+    payload = {
+        "one_step": cases,
+        "tolerance": TOLERANCE,
+        "all_within": ok,
+        "max_abs_loss_diff": max(c["max_abs_loss_diff"] for c in cases),
+        "max_abs_grad_diff": max(c["max_abs_grad_diff"] for c in cases),
+        **runs,
+        "command": command(),
+        **environment(),
+    }
+    write_results("ddp_equivalence", payload, "\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
