@@ -177,7 +177,8 @@ RUN = {
 
 
 def elcrec(args: list[str], nproc: int = 1, extra: list[str] = ()) -> subprocess.Popen:
-    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    launcher.append(f"--nproc_per_node={nproc}")
     cmd = [*(launcher + list(extra) if nproc > 1 else [sys.executable]), "-m", "elcrec.cli"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(

@@ -195,7 +195,8 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
             skip = True
         elif not arg.startswith("--nproc="):
             rest.append(arg)
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    cmd.append(f"--nproc_per_node={nproc}")
     return subprocess.run([*cmd, "-m", "elcrec.cli", *rest]).returncode
 
 
