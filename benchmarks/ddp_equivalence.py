@@ -39,6 +39,7 @@ from common import command, environment, write_results  # noqa: E402
 
 from elcrec import RunConfig  # noqa: E402
 from elcrec.data import Split, pad_left, synthetic  # noqa: E402
+from elcrec.evaluate import rank_all  # noqa: E402
 from elcrec.models import Batch, build_model  # noqa: E402
 from elcrec.runs import RunFolder  # noqa: E402
 
@@ -127,6 +128,48 @@ def _worker(
     if rank == 0:
         torch.save({"losses": losses, "grads": grads}, out_path)
     dist.destroy_process_group()
+
+
+def _evaluate_worker(rank: int, world: int, port: int, out_path: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    model, split = _evaluated()
+    scored = []
+
+    def queries(items):  # the users this rank scores itself
+        scored.append(len(items))
+        return model.user_vectors(items)
+
+    ranks = rank_all(model, split, "test", batch_size=64, queries=queries)
+    np.save(f"{out_path}.{rank}.npy", np.array([sum(scored)]))
+    if rank == 0:
+        np.save(out_path, ranks)
+    dist.destroy_process_group()
+
+
+def _evaluated():
+    cfg = config("bce_full")
+    data = synthetic(300, 120, 4, seed=0)
+    torch.manual_seed(0)
+    return build_model(data.n_items, cfg.data.max_len, cfg.model), Split(data, cfg.data.max_len)
+
+
+def compare_evaluation(world: int = 2) -> dict:
+    """Every user's test rank from ``world`` ranks sharing the users, against one process."""
+    model, split = _evaluated()
+    single = rank_all(model, split, "test", batch_size=64)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "ranks.npy")
+        args = (world, free_port(), path)
+        mp.spawn(_evaluate_worker, args=args, nprocs=world, join=True)
+        shared = np.load(path)
+        scored = [int(np.load(f"{path}.{r}.npy")[0]) for r in range(world)]
+    return {
+        "users": len(single),
+        "identical_ranks": bool(np.array_equal(single, shared)),
+        "users_scored_per_rank": scored,
+    }
 
 
 def free_port() -> int:
@@ -278,6 +321,13 @@ def main() -> None:
         ),
         "",
     ]
+    evaluation = compare_evaluation()
+    md += [
+        "",
+        f"Evaluation shared by 2 ranks ({evaluation['users_scored_per_rank']} users scored "
+        f"each, of {evaluation['users']}): every user's test rank identical to one "
+        f"process's: **{evaluation['identical_ranks']}**",
+    ]
     runs = {"metrics_2rank": None, "metrics_1proc_seeds": None, "elastic_resume_identical": None}
     if args.runs:
         with tempfile.TemporaryDirectory() as tmp:
@@ -305,6 +355,7 @@ def main() -> None:
         "all_within": ok,
         "max_abs_loss_diff": max(c["max_abs_loss_diff"] for c in cases),
         "max_abs_grad_diff": max(c["max_abs_grad_diff"] for c in cases),
+        "sharded_evaluation": evaluation,
         **runs,
         "command": command(),
         **environment(),

@@ -20,3 +20,10 @@ def test_two_ranks_with_half_a_batch_equal_one_process_with_the_batch(case):
 def test_a_gather_whose_backward_keeps_only_the_local_slice_is_caught():
     result = ddp.compare("bce_full", broken=True)
     assert result["max_abs_grad_diff"] > 100 * ddp.TOLERANCE
+
+
+def test_ranks_sharing_the_users_rank_every_user_once_as_one_process_does():
+    result = ddp.compare_evaluation()
+    assert result["identical_ranks"] and result["users"] == 300
+    per_rank = result["users_scored_per_rank"]
+    assert sum(per_rank) == 300 and all(0 < n < 300 for n in per_rank)  # each its share

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -103,6 +104,27 @@ def gather_objects(obj) -> list:
         return [obj]
     out = [None] * world_size()
     dist.all_gather_object(out, obj)
+    return out
+
+
+def my_share(items: list) -> list:
+    """This rank's share of a list of work items (every world_size-th one)."""
+    return items[rank() :: world_size()]
+
+
+def assemble(n: int, index: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Rows ``values`` of an (n, ...) array computed by this rank at ``index``,
+    combined with every other rank's: each row comes from exactly one rank."""
+    if not active():
+        out = np.empty((n, *values.shape[1:]), dtype=values.dtype)
+        out[index] = values
+        return out
+    parts = gather_objects((index, values))
+    widest = max((val for _, val in parts), key=len)  # a rank may have had no rows
+    out = np.empty((n, *widest.shape[1:]), dtype=widest.dtype)
+    for idx, val in parts:
+        if len(idx):
+            out[idx] = val
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from elcrec import distributed
 from elcrec.data import Interactions, pad_left, right_aligned
 from elcrec.models.elcrec import LearnableClusters
 
@@ -100,7 +101,10 @@ def rank_all(
     model.eval()
     ranks = np.empty(split.data.n_users, dtype=np.int64)
     item_emb = model.item_vectors()
-    for users in split.eval_batches(batch_size, stage):
+    # Under torchrun each rank ranks its share of the users, and every rank
+    # gets all ranks back: no user counted twice, no per-rank means averaged.
+    mine = distributed.my_share(list(split.eval_batches(batch_size, stage)))
+    for users in mine:
         # Scoring reads the last position only, which padding never changes.
         items = torch.from_numpy(split.inputs(users, stage)).to(device)
         q = queries(items)
@@ -117,6 +121,9 @@ def rank_all(
             chunk_ranks = target_ranks(scores, targets[lo:hi], history, history_mask)
             ranks[users[lo:hi]] = chunk_ranks.cpu().numpy()
     model.train(was_training)
+    if distributed.active():
+        index = np.concatenate(mine) if mine else np.zeros(0, dtype=np.int64)
+        ranks = distributed.assemble(len(ranks), index, ranks[index])
     return ranks
 
 

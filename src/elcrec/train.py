@@ -59,14 +59,19 @@ def pooled_train_representations(model, split: data_mod.Split, device, batch_siz
     """Pooled representations of every user's training input (eval mode)."""
     model.eval()
     users = np.arange(split.data.n_users)
+    starts = distributed.my_share(list(range(0, len(users), batch_size)))  # DDP: a share each
     out = []
-    for i in range(0, len(users), batch_size):
+    for i in starts:
         items = split.inputs(users[i : i + batch_size], "train")
         items = torch.from_numpy(data_mod.pad_left(items, model.width_for(items.shape[1])))
         items = items.to(device)
         out.append(model.pool(model.encode(items), items).cpu())
     model.train()
-    return torch.cat(out).numpy().astype(np.float32)
+    local = torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, 0), np.float32)
+    if not distributed.active():
+        return local
+    index = np.concatenate([users[i : i + batch_size] for i in starts] or [users[:0]])
+    return distributed.assemble(len(users), index, local)
 
 
 @dataclass
