@@ -180,8 +180,10 @@ class Run:
         # DDP: each rank's own state (a list of them, in rank order).
         rng = ckpt["torch_rng"]
         torch.set_rng_state((rng[distributed.rank()] if isinstance(rng, list) else rng).cpu())
-        if self.device.type == "cuda" and ckpt.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(ckpt["cuda_rng"].cpu(), self.device)
+        cuda_rng = ckpt.get("cuda_rng")
+        if self.device.type == "cuda" and cuda_rng is not None:
+            own = cuda_rng[distributed.rank()] if isinstance(cuda_rng, list) else cuda_rng
+            torch.cuda.set_rng_state(own.cpu(), self.device)
         state = State(**ckpt["state"])
         if state.best_epoch >= 0 and not (self.dir / "best.pt").exists():
             # The test pass at the end needs the best epoch's weights; say so
@@ -310,12 +312,17 @@ class Run:
             )
         state.epoch = epoch + 1
         cuda = self.device.type == "cuda"
-        rng = distributed.gather_objects(torch.get_rng_state())  # DDP: every rank's
+        # DDP: every rank's random state, in rank order (one process: its own)
+        rng = distributed.gather_objects(torch.get_rng_state())
+        cuda_rng = distributed.gather_objects(
+            torch.cuda.get_rng_state(self.device) if cuda else None
+        )
+        one = not distributed.active()
         checkpoint = {
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
-            "torch_rng": rng if distributed.active() else rng[0],
-            "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else None,
+            "torch_rng": rng[0] if one else rng,
+            "cuda_rng": cuda_rng[0] if one else (cuda_rng if cuda else None),
             "state": vars(state),
         }
         self.folder.save_torch(checkpoint, "last.pt")

@@ -330,9 +330,12 @@ def next_item_sampled_softmax(
 # k-means (faiss): ELCRec's initial centers, ICLRec's intents
 # --------------------------------------------------------------------------- #
 def kmeans_centers(x: np.ndarray, k: int, seed: int, nredo: int = 1) -> torch.Tensor:
-    """k-means centroids of the rows of ``x`` (20 iterations, best of ``nredo``)."""
+    """k-means centroids of the rows of ``x`` (20 iterations, best of ``nredo``).
+    Under torchrun rank 0 alone fits them; the trainer broadcasts its centers."""
     if len(x) < k:
         raise ConfigError(f"model.n_clusters = {k} exceeds the {len(x)} users to cluster")
+    if distributed.rank() != 0:
+        return torch.zeros(k, x.shape[1])
     x = np.ascontiguousarray(x, dtype=np.float32)
     km = faiss.Kmeans(
         x.shape[1], k, niter=20, nredo=nredo, seed=seed, verbose=False, min_points_per_centroid=1
