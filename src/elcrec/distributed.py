@@ -93,11 +93,6 @@ class _AllGather(torch.autograd.Function):
         return summed[rank()]
 
 
-def gather_detached(x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return gather(x)[0]
-
-
 def gather_objects(obj) -> list:
     """Every rank's ``obj``, in rank order (one element when run alone)."""
     if not active():
