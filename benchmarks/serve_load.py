@@ -21,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from elcrec.data import id_list
+from elcrec.runs import RunFolder
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command, environment, write_results  # noqa: E402
 
@@ -74,9 +77,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    data = json.loads((Path(args.run) / "data.json").read_text())
-    seqs = np.load(Path(args.run) / "sequences.npz")
-    flat, offsets, item_ids = seqs["flat"], seqs["offsets"], data["item_ids"]
+    data = RunFolder(args.run).load_data()
+    flat, offsets, item_ids = data.flat, data.offsets, id_list(data.item_ids)
     rng = np.random.default_rng(args.seed)
     users = rng.integers(0, len(offsets) - 1, args.requests + args.warmup)
     bodies = [

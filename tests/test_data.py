@@ -8,6 +8,8 @@ from functools import partial
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from elcrec import data as D
 from elcrec.config import DataConfig
@@ -62,9 +64,56 @@ def test_read_log_sorts_by_time_keeping_ties_in_file_order(tmp_path):
     ):
         path = tmp_path / f"log{suffix}"
         writer(path)
-        users, seqs = D.read_log(path, "u", "i", "t")
-        got = dict(zip(users, seqs))
-        assert got == {"a": ["z", "x", "w"], "b": ["y", "x"]}
+        for chunk_rows in (2, 1 << 20):  # chunks of two rows: ids met again, and new
+            data = D.read_log(path, "u", "i", "t", chunk_rows=chunk_rows)
+            assert as_lists(data) == {"a": ["z", "x", "w"], "b": ["y", "x"]}
+
+
+def as_lists(data):
+    """{user: [item, ...]} in original ids."""
+    return {
+        D._plain(data.user_ids[u]): [D._plain(data.item_ids[i - 1]) for i in data.sequence(u)]
+        for u in range(data.n_users)
+    }
+
+
+def reference_read_log(frame, user, item, time):
+    """The obviously-correct reader: pandas, a stable sort, a group-by."""
+    frame = frame.assign(_row=np.arange(len(frame))).sort_values(
+        [user, time, "_row"], kind="stable"
+    )
+    return {u: list(g[item]) for u, g in frame.groupby(user, sort=True)}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 30), st.integers(0, 12), st.integers(0, 5)),
+        min_size=1,
+        max_size=60,
+    ),
+    chunk_rows=st.integers(1, 7),
+    text_ids=st.booleans(),
+)
+def test_chunked_log_reader_matches_a_pandas_reference(
+    tmp_path_factory, rows, chunk_rows, text_ids
+):
+    frame = pd.DataFrame(rows, columns=["u", "i", "t"])
+    if text_ids:  # ids that do not read as numbers sort as text
+        frame = frame.assign(u="u" + frame.u.astype(str), i="i" + frame.i.astype(str))
+    # Parquet: chunks of chunk_rows rows (a text file is read in blocks of 64 KiB)
+    path = tmp_path_factory.mktemp("log") / ("log.parquet" if chunk_rows % 2 else "log.csv")
+    frame.to_parquet(path) if chunk_rows % 2 else frame.to_csv(path, index=False)
+    data = D.read_log(path, "u", "i", "t", chunk_rows=chunk_rows)
+    assert as_lists(data) == reference_read_log(frame, "u", "i", "t")
+    assert list(data.user_ids) == sorted(set(frame.u))  # ids numbered in sorted order
+    assert list(data.item_ids) == sorted(set(frame.i))
+
+
+def test_read_log_numbers_ids_that_are_all_integers_as_numbers(tmp_path):
+    path = write(tmp_path, "l.csv", "user_id,item_id,timestamp\n10,9,1\n10,10,2\n9,100,1\n")
+    data = D.read_log(path, chunk_rows=1)
+    assert list(data.user_ids) == [9, 10] and list(data.item_ids) == [9, 10, 100]
 
 
 def test_read_log_errors(tmp_path):
@@ -79,6 +128,14 @@ def test_read_log_errors(tmp_path):
         D.read_log(path)
     with pytest.raises(D.DataError, match="empty file"):
         D.read_log(write(tmp_path, "e.csv", ""))
+    # a chunk further down: the line still counts from the top of the file
+    path = write(tmp_path, "l.csv", "user_id,item_id,timestamp\n1,2,5\n1,3,6\n1,4,x\n")
+    with pytest.raises(D.DataError, match=r"'timestamp' line 4: 'x' is not a number"):
+        D.read_log(path, chunk_rows=1)
+    frame = pd.DataFrame({"user_id": [1, 1, None], "item_id": [2, 3, 4], "timestamp": [5, 6, 7]})
+    frame.to_parquet(tmp_path / "l.parquet")
+    with pytest.raises(D.DataError, match=r"column 'user_id' is empty on line 4"):
+        D.read_log(tmp_path / "l.parquet", chunk_rows=2)
 
 
 def test_short_users_are_an_error_unless_dropped(tmp_path):
@@ -86,20 +143,67 @@ def test_short_users_are_an_error_unless_dropped(tmp_path):
     with pytest.raises(D.DataError, match="user 2 has 2 item"):
         D.load(DataConfig(source=str(path)))
     data = D.load(DataConfig(source=str(path), drop_short_users=True))
-    assert data.user_ids == [1]
+    assert data.user_ids == [1] and data.sequence(0).tolist() == [1, 2, 3]
+
+
+def reference_kcore(users: list, seqs: list[list], k: int):
+    """The obviously-correct k-core: count, drop, repeat until nothing changes."""
+    while k > 1:
+        count: dict = {}
+        for seq in seqs:
+            for item in seq:
+                count[item] = count.get(item, 0) + 1
+        kept = [[i for i in seq if count[i] >= k] for seq in seqs]
+        new = [(u, s) for u, s in zip(users, kept) if len(s) >= k]
+        if sum(len(s) for _, s in new) == sum(map(len, seqs)):
+            break
+        users, seqs = [u for u, _ in new], [s for _, s in new]
+    return users, seqs
+
+
+def kcore(users, seqs, k):
+    data = D.kcore_filter(D.Interactions.from_sequences(users, seqs), k)
+    return list(data.user_ids), [
+        [data.item_ids[i - 1] for i in data.sequence(u)] for u in range(data.n_users)
+    ]
 
 
 def test_kcore_reaches_a_fixed_point():
     users = [1, 2, 3, 4]
     seqs = [[1, 2, 3], [1, 2, 3], [1, 2, 4], [5, 5]]
-    u, s = D.kcore_filter(users, seqs, 2)
+    u, s = kcore(users, seqs, 2)
     # item 4 and 5... item 5 occurs twice but only for user 4 (2 items: kept at k=2)
     assert u == [1, 2, 3, 4] and s[2] == [1, 2]
-    u, s = D.kcore_filter(users, seqs, 3)
+    u, s = kcore(users, seqs, 3)
     # k=3: items 4, 5 go; user 3 then has 2 items and goes; items 1-3 keep 2 < 3 -> all go
     assert u == [] and s == []
-    for seq in D.kcore_filter(users, seqs, 2)[1]:
-        assert len(seq) >= 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seqs=st.lists(st.lists(st.integers(1, 15), min_size=1, max_size=12), min_size=1, max_size=25),
+    k=st.integers(0, 5),
+)
+def test_columnar_kcore_matches_the_reference(seqs, k):
+    users = list(range(100, 100 + len(seqs)))
+    assert kcore(users, seqs, k) == reference_kcore(users, seqs, k)
+    data = D.kcore_filter(D.Interactions.from_sequences(users, seqs), k)
+    assert data.flat.min(initial=1) >= 1 and data.flat.max(initial=0) <= data.n_items
+    assert len(np.unique(data.flat)) == data.n_items  # renumbered: no item left without a row
+
+
+def test_store_round_trip_memory_mapped(tmp_path):
+    data = D.synthetic(40, 30, 3, seed=2)
+    data.save(tmp_path / "store")
+    back = D.Interactions.open(tmp_path / "store")
+    assert isinstance(back.flat, np.memmap) and not back.flat.flags.writeable
+    for key in ("flat", "offsets", "planted_intents"):
+        np.testing.assert_array_equal(getattr(back, key), getattr(data, key))
+    assert list(back.user_ids) == data.user_ids and list(back.item_ids) == data.item_ids
+    np.testing.assert_array_equal(back.touched_keys(), data.touched_keys())
+    mixed = D.Interactions.from_sequences(["a", 2, "c"], [[1, 2], [2, 3], [1, 3]])
+    mixed.save(tmp_path / "mixed")
+    assert D.Interactions.open(tmp_path / "mixed").user_ids == ["a", 2, "c"]
 
 
 def test_synthetic_is_deterministic_and_planted():
@@ -216,7 +320,7 @@ def test_byte_order_mark_is_accepted_and_binary_files_are_named_with_an_offset(t
     assert D.read_sequences(seq) == ([1, 2], [[5, 6, 7], [6, 5, 7]])
     log = tmp_path / "bom.csv"
     log.write_bytes(b"\xef\xbb\xbfuser_id,item_id,timestamp\n1,5,0\n1,6,1\n1,7,2\n")
-    assert D.read_log(log) == ([1], [[5, 6, 7]])
+    assert as_lists(D.read_log(log)) == {1: [5, 6, 7]}
     binary = tmp_path / "model.txt"
     binary.write_bytes(b"1 5 6\n2 \xff\xfe 7\n")
     with pytest.raises(
@@ -238,14 +342,14 @@ def test_a_csv_with_other_column_names_lists_the_columns_it_found(tmp_path):
         D.load(DataConfig(source=str(path)))
     cols = dict(user_col="visitor", item_col="product", time_col="when")
     path.write_text("visitor,product,when\n1,5,0\n1,6,1\n1,7,2\n")
-    assert D.load(DataConfig(source=str(path), **cols)).user_ids == [1]
+    assert list(D.load(DataConfig(source=str(path), **cols)).user_ids) == [1]
 
 
 def test_export_writes_a_log_that_loads_back_to_the_same_sequences(tmp_path):
     data = D.synthetic(50, 40, 3, seed=1)
     assert data.to_log(tmp_path / "clicks.csv") == int(data.lengths.sum())
     back = D.load(DataConfig(source=str(tmp_path / "clicks.csv")))
-    assert back.user_ids == data.user_ids
+    assert list(back.user_ids) == data.user_ids
     for u in range(data.n_users):
         original = [data.item_ids[i - 1] for i in data.sequence(u)]
         assert [back.item_ids[i - 1] for i in back.sequence(u)] == original

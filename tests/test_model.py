@@ -146,11 +146,88 @@ def test_sampled_softmax_matches_loop_and_ignores_the_target_among_negatives():
     assert float(got) == pytest.approx(sum(terms) / len(terms), rel=1e-5)
 
 
-@pytest.mark.parametrize("loss", ["bce", "ce", "sampled_softmax"])
-def test_every_next_item_loss_trains_the_model(loss):
-    cfg = ModelConfig(variant="sasrec", loss=loss, n_negatives=8, dropout=0.0)
+def test_log_q_correction_matches_loop():
+    torch.manual_seed(6)
+    h, emb = torch.randn(2, 2, 4), torch.randn(7, 4)
+    pos = torch.tensor([[0, 2], [3, 6]])
+    negatives = torch.tensor([1, 3, 5, 5])
+    log_q = torch.randn(7)
+    terms = []
+    for r in range(2):
+        for t in range(2):
+            target = int(pos[r, t])
+            if target > 0:
+                scores = {
+                    ("neg", j): float(h[r, t] @ emb[n] - log_q[n])
+                    for j, n in enumerate(negatives.tolist())
+                    if n != target
+                }
+                scores["pos"] = float(h[r, t] @ emb[target] - log_q[target])
+                terms.append(_softmax_nll(scores, "pos"))
+    got = next_item_sampled_softmax(h, emb, pos, negatives, log_q)
+    assert float(got) == pytest.approx(sum(terms) / len(terms), rel=1e-5)
+
+
+def test_log_q_corrected_sampled_softmax_estimates_the_full_softmax_gradient():
+    """Negatives drawn by popularity: with the log-Q correction the gradient
+    approaches the full softmax's as the draws grow; without it, it is biased
+    toward pushing popular items down."""
+    torch.manual_seed(7)
+    n_items, d = 20, 8
+    emb = torch.randn(n_items + 1, d)
+    p = 1.0 / torch.arange(1, n_items + 1, dtype=torch.float64)
+    p = torch.cat([torch.zeros(1, dtype=torch.float64), p / p.sum()]).float()
+    pos = torch.tensor([[4]])
+
+    def grad(loss_fn):
+        h = torch.randn(1, 1, d, generator=torch.Generator().manual_seed(0)).requires_grad_()
+        loss_fn(h).backward()
+        return h.grad.reshape(-1)
+
+    full = grad(lambda h: next_item_ce(h, emb, pos))
+    n = 50_000
+    negatives = torch.multinomial(
+        p, n, replacement=True, generator=torch.Generator().manual_seed(1)
+    )
+    log_q = (n * p).log()
+    corrected = grad(lambda h: next_item_sampled_softmax(h, emb, pos, negatives, log_q))
+    plain = grad(lambda h: next_item_sampled_softmax(h, emb, pos, negatives))
+    # measured: 1.0 % off corrected, 9.8 % uncorrected
+    assert (corrected - full).norm() < 0.03 * full.norm()
+    assert (plain - full).norm() > 0.06 * full.norm()
+
+
+def test_candidates_expected_counts_include_the_batch_targets():
+    cfg = ModelConfig(
+        variant="sasrec", loss="sampled_softmax", n_negatives=5, in_batch_negatives=True
+    )
+    model = ELCRec(4, 3, cfg)
+    model.set_item_counts(torch.tensor([0, 1, 1, 2, 0]))  # item 4 is never a target
+    pos = torch.tensor([[0, 1, 3], [0, 0, 3]])
+    negatives, log_q = model._candidates(pos, 4)
+    assert negatives[5:].tolist() == [1, 3, 3] and len(negatives) == 8
+    # uniform: 5 draws over 4 items; the batch: 3 targets drawn from the target frequencies
+    expected = torch.tensor([0.0, 5 / 4 + 3 / 4, 5 / 4 + 3 / 4, 5 / 4 + 6 / 4, 5 / 4])
+    torch.testing.assert_close(log_q[1:], expected[1:].log())
+    model.cfg.negative_sampler = "popularity"
+    negatives, _ = model._candidates(pos, 4)
+    assert set(negatives[:5].tolist()) <= {1, 2, 3}  # never an item that is not a target
+
+
+@pytest.mark.parametrize(
+    "loss, options",
+    [
+        ("bce", {}),
+        ("ce", {}),
+        ("sampled_softmax", {}),
+        ("sampled_softmax", {"negative_sampler": "popularity", "in_batch_negatives": True}),
+    ],
+)
+def test_every_next_item_loss_trains_the_model(loss, options):
+    cfg = ModelConfig(variant="sasrec", loss=loss, n_negatives=8, dropout=0.0, **options)
     torch.manual_seed(0)
     model = ELCRec(20, 5, cfg)
+    model.set_item_counts(torch.cat([torch.zeros(1), torch.ones(20)]))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     items = torch.tensor([[0, 1, 2, 3, 4], [0, 0, 5, 6, 7]])
     pos = torch.tensor([[0, 2, 3, 4, 5], [0, 0, 6, 7, 8]])

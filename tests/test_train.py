@@ -97,8 +97,8 @@ def test_run_folder_contents_and_repeat_from_config(tiny, tmp_path):
     result = train(tiny(), run, progress=False)
     for name in (
         "config.json",
-        "data.json",
-        "sequences.npz",
+        "store/store.json",
+        "store/flat.npy",
         "metrics.jsonl",
         "last.pt",
         "best.pt",

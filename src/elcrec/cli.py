@@ -248,7 +248,7 @@ def cmd_recommend(args) -> int:
         try:
             result = rec.recommend_user(_maybe_int(args.user), args.k, exclude)
         except KeyError as e:
-            raise DataError(f"--user: {e.args[0]} (not in {args.run}/data.json)") from None
+            raise DataError(f"--user: {e.args[0]} (not a user of {args.run})") from None
         out = {"user": args.user, **result.to_dict()}
     else:
         if args.items_file:
@@ -413,7 +413,7 @@ def _recommend_many_users(rec, args) -> int:
             if not token:
                 continue
             if rec.user_row(_maybe_int(token)) is None:
-                raise DataError(f"{path}:{n}: unknown user {token!r} (not in {args.run}/data.json)")
+                raise DataError(f"{path}:{n}: unknown user {token!r} (not a user of {args.run})")
             users.append(_maybe_int(token))
         if not users:
             raise DataError(f"{path}: no user ids; expected one per line")

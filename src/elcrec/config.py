@@ -136,9 +136,17 @@ class ModelConfig:
     fusion: str = choice("shift", "concat", "none")
     # Next-item loss: "bce" with one sampled negative per position (the paper's),
     # "ce" = softmax over the whole catalogue, "sampled_softmax" = softmax over
-    # the target and n_negatives uniform items shared by the batch.
+    # the target and n_negatives items shared by the batch (for catalogues where
+    # a full softmax per step costs too much).
     loss: str = choice("bce", "ce", "sampled_softmax")
     n_negatives: int = 256  # loss = sampled_softmax only
+    # sampled_softmax: negatives drawn uniformly or by training popularity;
+    # with in_batch_negatives the batch's other targets join them.  Every
+    # candidate's logit is then corrected by minus log of its expected count
+    # among the candidates (log-Q), accidental hits of the target removed.
+    # (Uniform draws alone shift every logit alike: no correction needed.)
+    negative_sampler: str = choice("uniform", "popularity")
+    in_batch_negatives: bool = False
     # The intent CL's positive: the center of the un-augmented sequence (the
     # authors') or each view's own nearest center.
     intent_positive: str = choice("original", "view")

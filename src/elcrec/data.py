@@ -10,18 +10,24 @@ answer can be given back in the user's own ids.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
-from elcrec._io import atomic_write
+from elcrec._io import atomic_write, atomic_write_text
 from elcrec.config import BENCHMARKS, DataConfig
 
 BENCHMARK_SHA256 = {
@@ -52,6 +58,7 @@ class Interactions:
     offsets: np.ndarray  # sequence u is flat[offsets[u]:offsets[u + 1]]
     name: str = "data"
     planted_intents: np.ndarray | None = None  # synthetic data only
+    _touched: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_users(self) -> int:
@@ -86,6 +93,76 @@ class Interactions:
             (index[item] for seq in sequences for item in seq), dtype=np.int64, count=offsets[-1]
         )
         return cls(list(users), item_ids, flat, offsets, name=name)
+
+    def subset(self, keep: np.ndarray) -> Interactions:
+        """The interactions flagged in ``keep`` (one flag per interaction);
+        users and items left with none are dropped and the rest renumbered,
+        keeping their order."""
+        lengths = self.lengths
+        users = np.repeat(np.arange(self.n_users), lengths)
+        new_lengths = np.bincount(users[keep], minlength=self.n_users)
+        kept_users = np.flatnonzero(new_lengths)
+        kept_items = np.bincount(self.flat[keep], minlength=self.n_items + 1)[1:] > 0
+        new_id = np.cumsum(kept_items)  # item i (1-based) becomes new_id[i - 1]
+        offsets = np.zeros(len(kept_users) + 1, dtype=np.int64)
+        np.cumsum(new_lengths[kept_users], out=offsets[1:])
+        return Interactions(
+            _take(self.user_ids, kept_users),
+            _take(self.item_ids, np.flatnonzero(kept_items)),
+            new_id[self.flat[keep] - 1],
+            offsets,
+            name=self.name,
+            planted_intents=None
+            if self.planted_intents is None
+            else self.planted_intents[kept_users],
+        )
+
+    def touched_keys(self) -> np.ndarray:
+        """Sorted keys user * (N + 1) + item of every (user, item) pair that
+        occurs: negative sampling's "has the user touched this item?" look-up.
+        A memory-mapped store keeps them on disk (saved with it)."""
+        if self._touched is None:
+            users = np.repeat(np.arange(self.n_users), self.lengths)
+            self._touched = np.unique(users * (self.n_items + 1) + self.flat)
+        return self._touched
+
+    def save(self, folder: str | Path) -> None:
+        """Write the store to ``folder``: one .npy file per array (ids too,
+        unless they mix types: then in store.json), each written atomically,
+        store.json last (its presence says the store is complete)."""
+        folder = Path(folder)
+        arrays = {"flat": self.flat, "offsets": self.offsets, "touched": self.touched_keys()}
+        if self.planted_intents is not None:
+            arrays["planted_intents"] = self.planted_intents
+        meta: dict = {"name": self.name, "users": self.n_users, "items": self.n_items}
+        for key in ("user_ids", "item_ids"):
+            ids = getattr(self, key)
+            one_type = isinstance(ids, np.ndarray) or len({type(x) for x in ids}) == 1
+            array = np.asarray(ids) if one_type else None
+            if array is not None and array.dtype.kind in "iuU":
+                arrays[key] = array
+            else:  # mixed types (or none): keep them as they are, in JSON
+                meta[key] = id_list(ids)
+        for key, array in arrays.items():
+            atomic_write(folder / f"{key}.npy", partial(_save_npy, array=array))
+        atomic_write_text(folder / "store.json", json.dumps(meta))
+
+    @classmethod
+    def open(cls, folder: str | Path, mmap: bool = True) -> Interactions:
+        """A saved store, its arrays memory-mapped (read-only) unless ``mmap`` is
+        False: memory then holds what training touches, not the whole log."""
+        folder = Path(folder)
+        meta = json.loads((folder / "store.json").read_text())
+        mode = "r" if mmap else None
+
+        def load(key):
+            return meta[key] if key in meta else np.load(folder / f"{key}.npy", mmap_mode=mode)
+
+        data = cls(load("user_ids"), load("item_ids"), load("flat"), load("offsets"), meta["name"])
+        data._touched = load("touched")
+        if (folder / "planted_intents.npy").exists():
+            data.planted_intents = load("planted_intents")
+        return data
 
     def to_log(self, path: str | Path) -> int:
         """Write the interactions as a CSV log in the original ids (columns
@@ -171,55 +248,197 @@ def read_log(
     item_col: str = "item_id",
     time_col: str = "timestamp",
     sep: str | None = None,
-) -> tuple[list, list[list]]:
-    """CSV, TSV or Parquet with named columns; sorted by time, ties kept in file
-    order.  ``sep``: the text separator (default: by suffix, else a comma)."""
+    chunk_rows: int = 1 << 20,
+) -> Interactions:
+    """CSV, TSV or Parquet with named columns, read in chunks of ``chunk_rows``
+    with PyArrow: each chunk's user and item ids become integer codes against
+    dictionaries that grow chunk by chunk, so memory holds integer columns,
+    never a Python object per row or per user.  Sequences are sorted by time,
+    ties kept in file order; ids are numbered in sorted order (numbers as
+    numbers when every id of a text file is one).  ``sep``: the text
+    separator (default: by suffix, else a comma)."""
     path = Path(path)
-    suffix = path.suffix.lower()
+    chunks = _log_chunks(path, (user_col, item_col, time_col), sep, chunk_rows)
+    users, items = _Codes(), _Codes()
+    cols: tuple[list, list, list] = ([], [], [])
+    times = _Times(path, time_col)
+    row = 0
+    for chunk in chunks:
+        for col in (user_col, item_col, time_col):
+            nulls = chunk.column(col).is_null()
+            if pc.any(nulls).as_py():
+                line = row + int(np.flatnonzero(nulls.to_numpy(zero_copy_only=False))[0]) + 2
+                # +2: one for the header, one because file lines count from 1.
+                raise DataError(f"{path}: column {col!r} is empty on line {line}")
+        cols[0].append(users.encode(chunk.column(user_col)))
+        cols[1].append(items.encode(chunk.column(item_col)))
+        cols[2].append(times.parse(chunk.column(time_col), row))
+        row += chunk.num_rows
+    if row == 0:
+        raise DataError(f"{path}: no rows")
+    user_ids, user_rank = users.sorted_ids()
+    item_ids, item_rank = items.sorted_ids()
+    user = user_rank[np.concatenate(cols[0])]
+    item = item_rank[np.concatenate(cols[1])] + 1
+    del cols[0][:], cols[1][:]
+    # A stable sort by (user, time) keeps ties in file order.
+    order = np.lexsort((np.concatenate(cols[2]), user))
+    offsets = np.zeros(len(user_ids) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(user, minlength=len(user_ids)), out=offsets[1:])
+    return Interactions(user_ids, item_ids, item[order], offsets, name=path.stem)
+
+
+def _log_chunks(path: Path, columns: tuple[str, str, str], sep: str | None, chunk_rows: int):
+    """The log's record batches, holding ``columns`` only; ids as text in a text file."""
+    user_col, item_col, time_col = columns
+    if path.suffix.lower() == ".parquet":
+        try:
+            source = pq.ParquetFile(path)
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file") from None
+        except pa.ArrowException as e:
+            raise DataError(f"{path}: cannot read as Parquet: {e}") from None
+        found = source.schema_arrow.names
+        _require_columns(path, columns, found)
+        return source.iter_batches(batch_size=chunk_rows, columns=list(columns))
+    head = read_text(path, 1 << 16)  # not text: say where; a byte-order mark is fine
+    if not head.strip():
+        raise DataError(f"{path}: empty file (expected a header and rows)")
+    sep = sep or LOG_SUFFIXES.get(path.suffix.lower()) or ","
+    found = [c.strip('"') for c in head.splitlines()[0].split(sep)]
+    _require_columns(path, columns, found)
+    text = pa.string()
     try:
-        if suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        else:
-            read_text(path)  # not text: say where; a byte-order mark is fine
-            sep = sep or LOG_SUFFIXES.get(suffix) or ","
-            frame = pd.read_csv(path, sep=sep, encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: empty file (expected a header and rows)") from None
-    except Exception as e:  # parser errors carry the line number in their text
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=max(chunk_rows * 32, 1 << 16)),
+            parse_options=pacsv.ParseOptions(delimiter=sep),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=list(columns),
+                column_types={user_col: text, item_col: text, time_col: text},
+                strings_can_be_null=True,
+            ),
+        )
+    except pa.ArrowException as e:  # parser errors carry the row in their text
         raise DataError(f"{path}: cannot parse: {e}") from None
-    missing = [c for c in (user_col, item_col, time_col) if c not in frame.columns]
+    return _reraise(path, reader)
+
+
+def _reraise(path: Path, batches):
+    try:
+        yield from batches
+    except pa.ArrowException as e:
+        raise DataError(f"{path}: cannot parse: {e}") from None
+
+
+def _require_columns(path: Path, columns, found) -> None:
+    missing = [c for c in columns if c not in found]
     if missing:
         raise DataError(
-            f"{path}: missing column(s) {missing}; found {list(frame.columns)} "
+            f"{path}: missing column(s) {missing}; found {list(found)} "
             "(set --user-col/--item-col/--time-col)"
         )
-    if frame.empty:
-        raise DataError(f"{path}: no rows")
-    for col in (user_col, item_col, time_col):
-        bad = frame[col].isna().to_numpy().nonzero()[0]
-        if len(bad):
-            # +2: one for the header, one because file lines count from 1.
-            raise DataError(f"{path}: column {col!r} is empty on line {bad[0] + 2}")
-    times = frame[time_col]
-    if not pd.api.types.is_numeric_dtype(times):
-        parsed = pd.to_datetime(times, errors="coerce")
+
+
+class _Codes:
+    """Integer codes for the values of an id column, chunk by chunk: a
+    chunk's distinct values are looked up in the dictionary of every value
+    seen so far (first-seen order), and the new ones appended."""
+
+    def __init__(self):
+        self.seen: pa.Array | None = None
+
+    def encode(self, column: pa.Array) -> np.ndarray:
+        encoded = pc.dictionary_encode(column)
+        local, indices = encoded.dictionary, encoded.indices.to_numpy()
+        if self.seen is None:
+            self.seen = local
+            return indices.astype(np.int64)
+        if local.type != self.seen.type:
+            local = local.cast(self.seen.type)
+        where = pc.index_in(local, value_set=self.seen)
+        new = pc.is_null(where)
+        codes = where.fill_null(-1).to_numpy().astype(np.int64)
+        is_new = new.to_numpy(zero_copy_only=False)
+        codes[is_new] = len(self.seen) + np.arange(int(is_new.sum()))
+        self.seen = pa.concat_arrays([self.seen, local.filter(new)])
+        return codes[indices]
+
+    def sorted_ids(self) -> tuple[np.ndarray, np.ndarray]:
+        """(the distinct ids in sorted order, each code's position among them).
+        Text ids that all read as integers become integers first (as a CSV
+        reader would type the column), so 10 sorts after 9."""
+        values = self.seen
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            try:
+                values = pc.cast(pc.utf8_trim_whitespace(values), pa.int64())
+            except pa.ArrowInvalid:
+                pass
+        array = values.to_numpy(zero_copy_only=False)
+        if array.dtype == object:
+            array = array.astype(str)  # fixed-width text: no Python object per id
+        ids, rank = np.unique(array, return_inverse=True)
+        return ids, rank.reshape(-1)
+
+
+class _Times:
+    """A time column as sortable int64/float64: numbers as they are, else
+    dates and times (decided by the first chunk, held for the rest)."""
+
+    def __init__(self, path: Path, name: str):
+        self.path, self.name, self.numeric = path, name, None
+
+    def parse(self, column: pa.Array, first_row: int) -> np.ndarray:
+        if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+            return column.to_numpy(zero_copy_only=False)
+        if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
+            return column.cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy()
+        if self.numeric is not False:
+            try:
+                values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+                self.numeric = True
+                return values
+            except pa.ArrowInvalid:
+                first = pd.to_numeric(pd.Series([column[0].as_py()]), errors="coerce")
+                if self.numeric or not first.isna().all():  # numbers, until one is not
+                    self._fail(column, first_row)
+                self.numeric = False
+        with warnings.catch_warnings():  # "could not infer format": each parsed on its own
+            warnings.simplefilter("ignore", UserWarning)
+            parsed = pd.to_datetime(
+                pd.Series(column.to_numpy(zero_copy_only=False)), errors="coerce"
+            )
         bad = parsed.isna().to_numpy().nonzero()[0]
         if len(bad):
-            value = times.iloc[bad[0]]
+            value = column[int(bad[0])].as_py()
             raise DataError(
-                f"{path}: column {time_col!r} line {bad[0] + 2}: {value!r} is not a time"
+                f"{self.path}: column {self.name!r} line {first_row + bad[0] + 2}: "
+                f"{value!r} is not a time"
             )
-        frame = frame.assign(**{time_col: parsed})
-    frame = frame.assign(_row=np.arange(len(frame)))
-    # A stable sort by (user, time, file row) keeps ties in file order.
-    frame = frame.sort_values([user_col, time_col, "_row"], kind="stable")
-    users, seqs = [], []
-    for user, group in frame.groupby(user_col, sort=False):
-        users.append(_plain(user))
-        seqs.append([_plain(v) for v in group[item_col].tolist()])
-    return users, seqs
+        return parsed.to_numpy().astype("datetime64[ns]").astype(np.int64)
+
+    def _fail(self, column: pa.Array, first_row: int) -> None:
+        values = pd.to_numeric(pd.Series(column.to_numpy(zero_copy_only=False)), errors="coerce")
+        bad = int(values.isna().to_numpy().nonzero()[0][0])
+        raise DataError(
+            f"{self.path}: column {self.name!r} line {first_row + bad + 2}: "
+            f"{column[bad].as_py()!r} is not a number like the lines before it"
+        )
+
+
+def _save_npy(tmp: str, array: np.ndarray) -> None:
+    with open(tmp, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+
+
+def _take(ids, index: np.ndarray):
+    """ids[index] for a list (kept a list) or an array of ids."""
+    return ids[index] if isinstance(ids, np.ndarray) else [ids[i] for i in index]
+
+
+def id_list(ids) -> list:
+    """Ids as a list of plain Python values (for JSON), from a list or an array."""
+    return ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
 
 
 def _plain(value):
@@ -306,25 +525,20 @@ def _is_int(token: str) -> bool:
         return False
 
 
-def kcore_filter(users: list, seqs: list[list], k: int) -> tuple[list, list[list]]:
-    """Drop users and items with fewer than k interactions, repeated to a fixed point."""
+def kcore_filter(data: Interactions, k: int) -> Interactions:
+    """Drop users and items with fewer than k interactions, repeated to a
+    fixed point; on the columns, one pass a round."""
     if k <= 1:
-        return users, seqs
+        return data
+    flat, users = data.flat, np.repeat(np.arange(data.n_users), data.lengths)
+    keep = np.ones(len(flat), dtype=bool)
     while True:
-        item_count: dict = {}
-        for seq in seqs:
-            for item in seq:
-                item_count[item] = item_count.get(item, 0) + 1
-        new_users, new_seqs = [], []
-        for user, seq in zip(users, seqs):
-            kept = [item for item in seq if item_count[item] >= k]
-            if len(kept) >= k:
-                new_users.append(user)
-                new_seqs.append(kept)
-        changed = sum(map(len, new_seqs)) != sum(map(len, seqs))
-        users, seqs = new_users, new_seqs
-        if not changed:
-            return users, seqs
+        item_count = np.bincount(flat[keep], minlength=data.n_items + 1)
+        kept = keep & (item_count[flat] >= k)
+        kept &= (np.bincount(users[kept], minlength=data.n_users) >= k)[users]
+        if kept.sum() == keep.sum():  # kept is a subset of keep: nothing changed
+            return data.subset(keep)
+        keep = kept
 
 
 # --------------------------------------------------------------------------- #
@@ -428,6 +642,84 @@ def synthetic(
     return data
 
 
+def write_synthetic_log(
+    path: str | Path,
+    n_users: int = 1_000_000,
+    n_items: int = 100_000,
+    n_intents: int = 1000,
+    mean_length: float = 20.0,
+    seed: int = 0,
+    chunk_users: int = 100_000,
+) -> dict:
+    """A synthetic interaction log at scale, written to Parquet (user_id,
+    item_id, timestamp, intent) chunk by chunk, so memory holds one chunk.
+
+    Items have power-law popularity (Zipf exponent 1) and belong to one of
+    ``n_intents`` intents; every user has one (the planted ``intent``
+    column).  A step continues the current item's intent chain (50 %), picks
+    an item of the user's intent by popularity (30 %), or a popular item of
+    any intent (20 %).  Lengths are 5 + Poisson(mean_length - 5).  Rows come
+    out shuffled within each chunk of users, as in a log ordered by something
+    other than user.  Returns the counts."""
+    rng = np.random.default_rng(seed)
+    owner = rng.permutation(n_items) % n_intents  # each item's intent (0-based items)
+    by_intent = np.argsort(owner, kind="stable")  # items grouped by intent
+    first = np.searchsorted(owner[by_intent], np.arange(n_intents + 1))
+    size = np.diff(first)
+    position = np.empty(n_items, dtype=np.int64)
+    position[by_intent] = np.arange(n_items) - first[owner[by_intent]]
+    popularity = 1.0 / np.arange(1, n_items + 1)
+    cdf = np.cumsum(popularity / popularity.sum())
+    popular = rng.permutation(n_items)  # popularity rank -> item
+    schema = pa.schema(
+        [
+            ("user_id", pa.int64()),
+            ("item_id", pa.int64()),
+            ("timestamp", pa.int64()),
+            ("intent", pa.int32()),
+        ]
+    )
+    total = 0
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for lo in range(0, n_users, chunk_users):
+            users = np.arange(lo, min(lo + chunk_users, n_users))
+            intent = rng.integers(0, n_intents, len(users))
+            lengths = 5 + rng.poisson(max(mean_length - 5, 0), len(users))
+            steps = np.zeros((len(users), int(lengths.max())), dtype=np.int64)
+            item = by_intent[first[intent] + rng.integers(0, size[intent])]
+            for t in range(steps.shape[1]):
+                steps[:, t] = item
+                r = rng.random(len(users))
+                chain = owner[item]
+                following = by_intent[first[chain] + (position[item] + 1) % size[chain]]
+                # an item of the user's intent, popular ones more often (rank ~ Zipf)
+                rank = np.minimum((rng.pareto(1.0, len(users))).astype(np.int64), size[intent] - 1)
+                own = by_intent[first[intent] + rank]
+                anywhere = popular[np.searchsorted(cdf, rng.random(len(users)))]
+                item = np.where(r < 0.5, following, np.where(r < 0.8, own, anywhere))
+            mask = np.arange(steps.shape[1])[None, :] < lengths[:, None]
+            rows = np.flatnonzero(mask.reshape(-1))
+            rows = rows[rng.permutation(len(rows))]
+            u = users[rows // steps.shape[1]]
+            t = rows % steps.shape[1]
+            table = pa.table(
+                {
+                    "user_id": u,
+                    "item_id": steps.reshape(-1)[rows] + 1,
+                    "timestamp": 1_600_000_000 + t * 3600 + (u % 3600),
+                    "intent": intent[rows // steps.shape[1]].astype(np.int32),
+                },
+                schema=schema,
+            )
+            writer.write_table(table, row_group_size=1 << 20)
+            total += len(rows)
+    os.replace(tmp, path)
+    return {"users": n_users, "items": n_items, "intents": n_intents, "interactions": total}
+
+
 def load(cfg: DataConfig) -> Interactions:
     """Resolve ``cfg.source`` to Interactions (benchmark name, "synthetic" or a file)."""
     source = cfg.source
@@ -437,34 +729,31 @@ def load(cfg: DataConfig) -> Interactions:
         )
     if source.lower() in BENCHMARKS:
         path = benchmark_path(source, cfg.data_dir)
-        users, seqs = read_sequences(path)
-        name = BENCHMARKS[source.lower()]
+        data = Interactions.from_sequences(*read_sequences(path), name=BENCHMARKS[source.lower()])
     else:
         path = Path(source)
         fmt, sep = cfg.format, None
         if fmt == "auto":
             fmt, sep = detect_format(path)
-        if fmt == "sequences":
-            users, seqs = read_sequences(path)
-        elif fmt == "pairs":
-            users, seqs = read_pairs(path)
+        if fmt == "log":
+            data = read_log(path, cfg.user_col, cfg.item_col, cfg.time_col, sep)
         else:
-            users, seqs = read_log(path, cfg.user_col, cfg.item_col, cfg.time_col, sep)
-        name = path.stem
-    users, seqs = kcore_filter(users, seqs, cfg.kcore)
-    short = [i for i, s in enumerate(seqs) if len(s) < MIN_SPLIT_LEN]
-    if short:
+            reader = read_sequences if fmt == "sequences" else read_pairs
+            data = Interactions.from_sequences(*reader(path), name=path.stem)
+    data = kcore_filter(data, cfg.kcore)
+    short = data.lengths < MIN_SPLIT_LEN
+    if short.any():
+        first = int(np.argmax(short))
         if not cfg.drop_short_users:
             raise DataError(
-                f"{source}: user {users[short[0]]!r} has {len(seqs[short[0]])} item(s); the "
-                f"leave-one-out split needs at least {MIN_SPLIT_LEN} ({len(short)} such users). "
-                "Use --drop-short-users or --kcore to drop them."
+                f"{source}: user {_plain(data.user_ids[first])!r} has {data.lengths[first]} "
+                f"item(s); the leave-one-out split needs at least {MIN_SPLIT_LEN} "
+                f"({int(short.sum())} such users). Use --drop-short-users or --kcore to drop them."
             )
-        keep = [i for i in range(len(seqs)) if len(seqs[i]) >= MIN_SPLIT_LEN]
-        users, seqs = [users[i] for i in keep], [seqs[i] for i in keep]
-    if not users:
+        data = data.subset(np.repeat(~short, data.lengths))
+    if not data.n_users:
         raise DataError(f"{source}: no user is left after filtering")
-    return Interactions.from_sequences(users, seqs, name=name)
+    return data
 
 
 # --------------------------------------------------------------------------- #
@@ -520,10 +809,7 @@ class Split:
         self.ends = self.data.offsets[1:]
         # Users with at least one training position (sequence length >= 4).
         self.train_users = np.flatnonzero(lengths >= MIN_SPLIT_LEN + 1)
-        # Sorted (user * (N + 1) + item) keys of every interaction, for vectorised
-        # "has the user touched this item?" look-ups during negative sampling.
-        users = np.repeat(np.arange(self.data.n_users), lengths)
-        self._touched = np.unique(users * (self.data.n_items + 1) + self.data.flat)
+        self._touched = self.data.touched_keys()
 
     # Inputs and targets ---------------------------------------------------- #
     def inputs(self, users: np.ndarray, stage: str, width: int | None = None) -> np.ndarray:
@@ -564,6 +850,16 @@ class Split:
         rows = np.repeat(np.arange(len(users)), lengths)
         within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         return rows, self.data.flat[np.repeat(starts, lengths) + within]
+
+    def train_target_counts(self) -> np.ndarray:
+        """How often each item id (0..N) is a training target (seq[1:-2] of every user)."""
+        # every item, less each user's first, validation and test items
+        # (per-user arrays only: no array as long as the log)
+        flat, n = self.data.flat, self.data.n_items + 1
+        counts = np.bincount(flat, minlength=n)
+        for ends in (self.starts, self.ends - 2, self.ends - 1):
+            counts -= np.bincount(flat[ends], minlength=n)
+        return counts
 
     def sample_negatives(self, users: np.ndarray, targets: np.ndarray, rng) -> np.ndarray:
         """One item per target position that the user never touched (0 where target is 0)."""
@@ -761,4 +1057,5 @@ __all__ = [
     "read_sequences",
     "right_aligned",
     "synthetic",
+    "write_synthetic_log",
 ]

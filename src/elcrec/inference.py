@@ -8,6 +8,7 @@ in the user's own ids.  Loads weights only (``torch.load(weights_only=True)``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 from elcrec._io import atomic_write
 from elcrec._version import __version__
 from elcrec.config import RunConfig
-from elcrec.data import Interactions, pad_left, right_aligned
+from elcrec.data import Interactions, id_list, pad_left, right_aligned
 from elcrec.evaluate import nearest_intents
 from elcrec.models import SequentialModel, build_model
 from elcrec.runs import RunFolder
@@ -107,6 +108,12 @@ class Recommender:
         self, model: SequentialModel, interactions: Interactions, cfg: RunConfig, device="cpu"
     ):
         self.model = model.eval()
+        # Answers carry the original ids as plain values (JSON), whatever the store holds.
+        interactions = dataclasses.replace(
+            interactions,
+            user_ids=id_list(interactions.user_ids),
+            item_ids=id_list(interactions.item_ids),
+        )
         self.data = interactions
         self.cfg = cfg
         self.device = torch.device(device)
@@ -122,9 +129,11 @@ class Recommender:
         cls, run_dir: str | Path, device: str = "cpu", checkpoint: str = "best.pt"
     ) -> Recommender:
         folder = RunFolder(run_dir)
-        for name in ("config.json", "data.json", checkpoint):
+        for name in ("config.json", checkpoint):
             if not (folder / name).exists():
                 raise FileNotFoundError(f"{folder / name}: missing; is {run_dir} a finished run?")
+        if not folder.holds_data():
+            raise FileNotFoundError(f"{folder / 'store'}: missing; is {run_dir} a finished run?")
         cfg = folder.config()
         interactions = folder.load_data()
         model = build_model(interactions.n_items, cfg.data.max_len, cfg.model)

@@ -2,8 +2,10 @@
 
     run_dir/
       config.json        resolved, validated config (``elcrec train --config`` repeats it)
-      data.json          id mapping (original user and item ids) and dataset name
-      sequences.npz      the users' item sequences (for recommending to known users)
+      store/             the data as training reads it, memory-mapped: every user's
+                         items (flat.npy, offsets.npy), the (user, item) look-up of
+                         negative sampling (touched.npy), the original user and
+                         item ids (user_ids.npy, item_ids.npy), store.json
       metrics.jsonl      one line per epoch: losses, validation metrics, timings
       tb/                TensorBoard events
       last.pt            end-of-epoch checkpoint: model, optimizer, RNG, early stopping
@@ -72,22 +74,18 @@ class RunFolder:
 
     # -- data -------------------------------------------------------------- #
     def save_data(self, interactions: Interactions) -> None:
-        if not self.main or (self / "data.json").exists():
-            return
-        meta = {
-            "name": interactions.name,
-            "user_ids": list(interactions.user_ids),
-            "item_ids": list(interactions.item_ids),
-        }
-        atomic_write_text(self / "data.json", json.dumps(meta))
+        """The run's data as a compact store (``Interactions.save``), once."""
+        if self.main and not self.holds_data():
+            interactions.save(self / "store")
 
-        def write(tmp):
-            with open(tmp, "wb") as f:
-                np.savez(f, flat=interactions.flat, offsets=interactions.offsets)
+    def holds_data(self) -> bool:
+        return (self / "store" / "store.json").exists() or (self / "data.json").exists()
 
-        atomic_write(self / "sequences.npz", write)
-
-    def load_data(self) -> Interactions:
+    def load_data(self, mmap: bool = True) -> Interactions:
+        """The run's data, memory-mapped from its store; a folder written before
+        the store existed holds data.json and sequences.npz instead."""
+        if (self / "store" / "store.json").exists():
+            return Interactions.open(self / "store", mmap=mmap)
         meta = json.loads((self / "data.json").read_text())
         arrays = np.load(self / "sequences.npz", allow_pickle=False)
         return Interactions(

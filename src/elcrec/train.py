@@ -34,6 +34,9 @@ from elcrec.evaluate import evaluate, intent_quality, metrics_from_ranks, per_us
 from elcrec.models import Batch, SequentialModel, build_model, entry
 from elcrec.runs import RunFolder
 
+# faiss.Kmeans's max_points_per_centroid: k-means fits on at most this many points per center.
+KMEANS_POINTS_PER_CENTER = 256
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -55,10 +58,13 @@ def describe_device(device: torch.device) -> str:
 
 
 @torch.no_grad()
-def pooled_train_representations(model, split: data_mod.Split, device, batch_size=1024):
-    """Pooled representations of every user's training input (eval mode)."""
+def pooled_train_representations(
+    model, split: data_mod.Split, device, batch_size=1024, users: np.ndarray | None = None
+):
+    """Pooled representations of the users' training inputs (eval mode): every
+    user's, or those of ``users``."""
     model.eval()
-    users = np.arange(split.data.n_users)
+    users = np.arange(split.data.n_users) if users is None else users
     starts = distributed.my_share(list(range(0, len(users), batch_size)))  # DDP: a share each
     out = []
     for i in starts:
@@ -70,7 +76,8 @@ def pooled_train_representations(model, split: data_mod.Split, device, batch_siz
     local = torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, 0), np.float32)
     if not distributed.active():
         return local
-    index = np.concatenate([users[i : i + batch_size] for i in starts] or [users[:0]])
+    rows = np.arange(len(users))  # DDP: each rank's rows of the result
+    index = np.concatenate([rows[i : i + batch_size] for i in starts] or [rows[:0]])
     return distributed.assemble(len(users), index, local)
 
 
@@ -145,14 +152,21 @@ class Run:
         # DDP: join the process group torchrun describes; only rank 0 writes.
         distributed.init_from_environment(self.device)
         self.folder.main = distributed.rank() == 0
-        interactions = self.interactions or data_mod.load(cfg.data)
+        if self.interactions is None and self.folder.holds_data():
+            self.folder.prepare(cfg)  # (refuses a folder of another config)
+            interactions = None  # the run's own store, not the source again
+        else:
+            interactions = self.interactions or data_mod.load(cfg.data)
         self.resuming = self.folder.prepare(cfg)
         self.folder.save_data(interactions)
+        distributed.barrier()  # DDP: rank 0 has written the store the others read
+        # Training reads the store memory-mapped: memory holds what it touches.
+        interactions = self.folder.load_data()
         self.split = data_mod.Split(interactions, cfg.data.max_len)
         torch.manual_seed(cfg.train.seed)
-        self.model: SequentialModel = build_model(
-            interactions.n_items, cfg.data.max_len, cfg.model
-        ).to(self.device)
+        self.model: SequentialModel = build_model(interactions.n_items, cfg.data.max_len, cfg.model)
+        self.model.set_item_counts(torch.from_numpy(self.split.train_target_counts()))
+        self.model.to(self.device)
         self.opt = torch.optim.Adam(
             self.model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
         )
@@ -198,9 +212,17 @@ class Run:
         return state
 
     def encode_users(self) -> np.ndarray:
-        """Every user's pooled training representation (the models' hooks fit
-        their centers on it)."""
-        return pooled_train_representations(self.model, self.split, self.device)
+        """The users' pooled training representations the models' hooks fit
+        their centers on: every user's, up to KMEANS_POINTS_PER_CENTER per
+        center; beyond that a fixed random sample of that many (faiss would
+        subsample to it anyway, after the encoder had encoded everyone, and
+        memory would grow with the users)."""
+        n_users, cap = self.split.data.n_users, KMEANS_POINTS_PER_CENTER * self.cfg.model.n_clusters
+        users = None
+        if n_users > cap:
+            rng = np.random.default_rng([self.cfg.train.seed, 11])
+            users = np.sort(rng.choice(n_users, cap, replace=False))
+        return pooled_train_representations(self.model, self.split, self.device, users=users)
 
     def sample_order(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """The epoch's training samples, shuffled and grouped into batches of

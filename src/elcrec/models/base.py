@@ -75,3 +75,7 @@ class SequentialModel(nn.Module):
 
     def on_epoch_start(self, encode_users: EncodeUsers, seed: int, epoch: int) -> None:
         """Called before every training epoch."""
+
+    def set_item_counts(self, counts: torch.Tensor) -> None:
+        """How often each item id is a training target (index 0: padding),
+        given before training; a model whose loss samples by popularity keeps it."""

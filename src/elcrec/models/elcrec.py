@@ -312,16 +312,26 @@ def next_item_ce(h: torch.Tensor, item_emb: torch.Tensor, pos: torch.Tensor):
 
 
 def next_item_sampled_softmax(
-    h: torch.Tensor, item_emb: torch.Tensor, pos: torch.Tensor, negatives: torch.Tensor
+    h: torch.Tensor,
+    item_emb: torch.Tensor,
+    pos: torch.Tensor,
+    negatives: torch.Tensor,
+    log_q: torch.Tensor | None = None,
 ):
-    """Softmax cross-entropy of the target against ``negatives`` (item ids shared
-    by the batch, uniform); a negative that is the target itself is ignored."""
+    """Softmax cross-entropy of each target against shared candidates
+    (``negatives``: item ids), over non-padding target positions.  A candidate
+    that is the target itself (an accidental hit) is left out.  ``log_q``:
+    log of each item's expected count among the candidates (indexed by item
+    id); every logit, the target's included, is lowered by it (the log-Q
+    correction: sampled softmax then estimates the full softmax's gradient)."""
     valid = pos > 0
     h, target = h[valid], pos[valid]
     pos_logit = (h * item_emb[target]).sum(-1, keepdim=True)
-    neg_logit = (h @ item_emb[negatives].T).masked_fill(
-        negatives[None, :] == target[:, None], float("-inf")
-    )
+    neg_logit = h @ item_emb[negatives].T
+    if log_q is not None:
+        pos_logit = pos_logit - log_q[target][:, None]
+        neg_logit = neg_logit - log_q[negatives][None, :]
+    neg_logit = neg_logit.masked_fill(negatives[None, :] == target[:, None], float("-inf"))
     logits = torch.cat([pos_logit, neg_logit], dim=1)
     return F.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long, device=h.device))
 
@@ -486,10 +496,32 @@ class ELCRec(SequentialModel):
         if self.cfg.loss == "ce":
             return next_item_ce(h, emb, pos)
         if self.cfg.loss == "sampled_softmax":
-            n_items = emb.shape[0] - 1
-            negatives = torch.randint(1, n_items + 1, (self.cfg.n_negatives,), device=h.device)
-            return next_item_sampled_softmax(h, emb, pos, negatives)
+            negatives, log_q = self._candidates(pos, emb.shape[0] - 1)
+            return next_item_sampled_softmax(h, emb, pos, negatives, log_q)
         return next_item_bce(h, emb, pos, neg)
+
+    def set_item_counts(self, counts: torch.Tensor) -> None:
+        """How often each item (by id, 0 = padding) is a training target: the
+        popularity sampler's distribution and the in-batch candidates' log-Q.
+        Set by the trainer from the data, not saved with the weights."""
+        self.register_buffer("target_freq", counts.float() / counts.sum(), persistent=False)
+
+    def _candidates(self, pos: torch.Tensor, n_items: int):
+        """This step's shared negatives and their log-Q (None when uniform
+        draws alone make it a constant)."""
+        cfg, n = self.cfg, self.cfg.n_negatives
+        if cfg.negative_sampler == "uniform":
+            negatives = torch.randint(1, n_items + 1, (n,), device=pos.device)
+            sampler = torch.full((n_items + 1,), 1.0 / n_items, device=pos.device)
+            sampler[0] = 0.0
+        else:
+            sampler = self.target_freq
+            negatives = torch.multinomial(sampler, n, replacement=True)
+        if not cfg.in_batch_negatives:
+            return negatives, None if cfg.negative_sampler == "uniform" else (n * sampler).log()
+        targets = pos[pos > 0]
+        expected = n * sampler + len(targets) * self.target_freq
+        return torch.cat([negatives, targets]), expected.log()
 
     def renormalize_centers(self) -> None:
         """Centers back on the unit sphere before each step (the authors' code)."""
