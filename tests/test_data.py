@@ -200,7 +200,10 @@ def test_store_round_trip_memory_mapped(tmp_path):
     for key in ("flat", "offsets", "planted_intents"):
         np.testing.assert_array_equal(getattr(back, key), getattr(data, key))
     assert list(back.user_ids) == data.user_ids and list(back.item_ids) == data.item_ids
-    np.testing.assert_array_equal(back.touched_keys(), data.touched_keys())
+    users = np.repeat(np.arange(data.n_users), data.lengths)
+    reference = np.unique(users * (data.n_items + 1) + data.flat)
+    np.testing.assert_array_equal(data.touched_keys(), reference)
+    np.testing.assert_array_equal(back.touched_keys(), reference)
     mixed = D.Interactions.from_sequences(["a", 2, "c"], [[1, 2], [2, 3], [1, 3]])
     mixed.save(tmp_path / "mixed")
     assert D.Interactions.open(tmp_path / "mixed").user_ids == ["a", 2, "c"]
@@ -353,3 +356,21 @@ def test_export_writes_a_log_that_loads_back_to_the_same_sequences(tmp_path):
     for u in range(data.n_users):
         original = [data.item_ids[i - 1] for i in data.sequence(u)]
         assert [back.item_ids[i - 1] for i in back.sequence(u)] == original
+
+
+def test_synthetic_log_at_scale_is_deterministic_and_planted(tmp_path):
+    counts = D.write_synthetic_log(
+        tmp_path / "a.parquet", 500, 300, 10, 12.0, seed=3, chunk_users=200
+    )
+    D.write_synthetic_log(tmp_path / "b.parquet", 500, 300, 10, 12.0, seed=3, chunk_users=200)
+    a, b = pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet")
+    pd.testing.assert_frame_equal(a, b)
+    assert counts["interactions"] == len(a) and a.user_id.nunique() == 500
+    assert a.item_id.between(1, 300).all()
+    assert (a.groupby("user_id").intent.nunique() == 1).all()  # one planted intent per user
+    assert (a.groupby("user_id").size() >= 5).all()
+    data = D.read_log(tmp_path / "a.parquet", chunk_rows=1000)
+    assert data.n_users == 500 and int(data.lengths.sum()) == len(a)
+    # popularity is skewed: the most frequent tenth of the items holds far more than a tenth
+    top = np.sort(np.bincount(data.flat))[::-1]
+    assert top[: data.n_items // 10].sum() > 0.3 * top.sum()

@@ -324,3 +324,16 @@ def test_every_string_option_says_what_it_allows():
         RunConfig().replace(**{"model.loss": "mse"})
     with pytest.raises(ConfigError, match="unknown model 'GRU4Rec'"):
         Run(RunConfig().replace(**{"model.name": "GRU4Rec"}), "/nonexistent/never-made")
+
+
+def test_kmeans_hooks_encode_at_most_their_cap_of_users(tiny, tmp_path):
+    """ELCRec's initial k-means fits on at most 256 users per center (a fixed
+    sample beyond that), ICLRec's on up to 4096 per center, as its authors'."""
+    from elcrec import Run
+
+    for model, expected in (("ELCRec", 256), ("ICLRec", 300)):  # k = 1: 256 of the 300 users
+        run = Run(tiny(**{"model.name": model, "model.n_clusters": 1}), tmp_path / model)
+        run.setup()
+        first, again = run.encode_users(), run.encode_users()
+        assert first.shape == (expected, run.cfg.model.hidden)
+        np.testing.assert_array_equal(first, again)  # the same sample every time

@@ -121,9 +121,14 @@ class Interactions:
         """Sorted keys user * (N + 1) + item of every (user, item) pair that
         occurs: negative sampling's "has the user touched this item?" look-up.
         A memory-mapped store keeps them on disk (saved with it)."""
-        if self._touched is None:
-            users = np.repeat(np.arange(self.n_users), self.lengths)
-            self._touched = np.unique(users * (self.n_items + 1) + self.flat)
+        if self._touched is None:  # (in place: one array as long as the log, then the result)
+            keys = np.repeat(np.arange(self.n_users, dtype=np.int64), self.lengths)
+            keys *= self.n_items + 1
+            keys += self.flat
+            keys.sort()
+            first = np.ones(len(keys), dtype=bool)
+            np.not_equal(keys[1:], keys[:-1], out=first[1:])
+            self._touched = keys[first]
         return self._touched
 
     def save(self, folder: str | Path) -> None:
@@ -278,14 +283,24 @@ def read_log(
         raise DataError(f"{path}: no rows")
     user_ids, user_rank = users.sorted_ids()
     item_ids, item_rank = items.sorted_ids()
-    user = user_rank[np.concatenate(cols[0])]
-    item = item_rank[np.concatenate(cols[1])] + 1
-    del cols[0][:], cols[1][:]
+    # (int32 codes and ranks, each list of chunks freed once joined: the
+    # columns of a 20M-row log take 80 MB each)
+    user = user_rank[_join(cols[0])]
+    item = item_rank[_join(cols[1])]
     # A stable sort by (user, time) keeps ties in file order.
-    order = np.lexsort((np.concatenate(cols[2]), user))
+    order = np.lexsort((_join(cols[2]), user))
+    item = item[order].astype(np.int64) + 1
+    del order
     offsets = np.zeros(len(user_ids) + 1, dtype=np.int64)
     np.cumsum(np.bincount(user, minlength=len(user_ids)), out=offsets[1:])
-    return Interactions(user_ids, item_ids, item[order], offsets, name=path.stem)
+    return Interactions(user_ids, item_ids, item, offsets, name=path.stem)
+
+
+def _join(chunks: list) -> np.ndarray:
+    """The chunks as one array; the list emptied, so each chunk is freed."""
+    joined = np.concatenate(chunks)
+    chunks.clear()
+    return joined
 
 
 def _log_chunks(path: Path, columns: tuple[str, str, str], sep: str | None, chunk_rows: int):
@@ -353,12 +368,12 @@ class _Codes:
         local, indices = encoded.dictionary, encoded.indices.to_numpy()
         if self.seen is None:
             self.seen = local
-            return indices.astype(np.int64)
+            return indices.astype(np.int32)
         if local.type != self.seen.type:
             local = local.cast(self.seen.type)
         where = pc.index_in(local, value_set=self.seen)
         new = pc.is_null(where)
-        codes = where.fill_null(-1).to_numpy().astype(np.int64)
+        codes = where.fill_null(-1).to_numpy().astype(np.int32)
         is_new = new.to_numpy(zero_copy_only=False)
         codes[is_new] = len(self.seen) + np.arange(int(is_new.sum()))
         self.seen = pa.concat_arrays([self.seen, local.filter(new)])
@@ -378,7 +393,7 @@ class _Codes:
         if array.dtype == object:
             array = array.astype(str)  # fixed-width text: no Python object per id
         ids, rank = np.unique(array, return_inverse=True)
-        return ids, rank.reshape(-1)
+        return ids, rank.reshape(-1).astype(np.int32)
 
 
 class _Times:

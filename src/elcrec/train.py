@@ -34,9 +34,6 @@ from elcrec.evaluate import evaluate, intent_quality, metrics_from_ranks, per_us
 from elcrec.models import Batch, SequentialModel, build_model, entry
 from elcrec.runs import RunFolder
 
-# faiss.Kmeans's max_points_per_centroid: k-means fits on at most this many points per center.
-KMEANS_POINTS_PER_CENTER = 256
-
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -213,11 +210,12 @@ class Run:
 
     def encode_users(self) -> np.ndarray:
         """The users' pooled training representations the models' hooks fit
-        their centers on: every user's, up to KMEANS_POINTS_PER_CENTER per
-        center; beyond that a fixed random sample of that many (faiss would
-        subsample to it anyway, after the encoder had encoded everyone, and
-        memory would grow with the users)."""
-        n_users, cap = self.split.data.n_users, KMEANS_POINTS_PER_CENTER * self.cfg.model.n_clusters
+        their centers on: every user's, up to the model's
+        ``kmeans_points_per_center`` per center; beyond that a fixed random
+        sample of that many (faiss would subsample to it anyway, after the
+        encoder had encoded everyone, and memory would grow with the users)."""
+        n_users = self.split.data.n_users
+        cap = self.model.kmeans_points_per_center * self.cfg.model.n_clusters
         users = None
         if n_users > cap:
             rng = np.random.default_rng([self.cfg.train.seed, 11])

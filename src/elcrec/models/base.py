@@ -51,6 +51,9 @@ class SequentialModel(nn.Module):
     max_len: int
     wants_views: bool = False  # the trainer builds Batch.views only if set
     uses_intents: bool = False  # intents, intent metrics and the intents export
+    # The hooks' k-means fits on at most this many users per center (a fixed
+    # random sample beyond that; faiss's default cap)
+    kmeans_points_per_center: int = 256
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError

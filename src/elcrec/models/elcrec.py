@@ -339,7 +339,9 @@ def next_item_sampled_softmax(
 # --------------------------------------------------------------------------- #
 # k-means (faiss): ELCRec's initial centers, ICLRec's intents
 # --------------------------------------------------------------------------- #
-def kmeans_centers(x: np.ndarray, k: int, seed: int, nredo: int = 1) -> torch.Tensor:
+def kmeans_centers(
+    x: np.ndarray, k: int, seed: int, nredo: int = 1, max_points_per_center: int = 256
+) -> torch.Tensor:
     """k-means centroids of the rows of ``x`` (20 iterations, best of ``nredo``).
     Under torchrun rank 0 alone fits them; the trainer broadcasts its centers."""
     if len(x) < k:
@@ -348,7 +350,14 @@ def kmeans_centers(x: np.ndarray, k: int, seed: int, nredo: int = 1) -> torch.Te
         return torch.zeros(k, x.shape[1])
     x = np.ascontiguousarray(x, dtype=np.float32)
     km = faiss.Kmeans(
-        x.shape[1], k, niter=20, nredo=nredo, seed=seed, verbose=False, min_points_per_centroid=1
+        x.shape[1],
+        k,
+        niter=20,
+        nredo=nredo,
+        seed=seed,
+        verbose=False,
+        min_points_per_centroid=1,
+        max_points_per_centroid=max_points_per_center,
     )
     km.train(x)
     return torch.from_numpy(km.centroids)

@@ -13,6 +13,10 @@ from elcrec.models.elcrec import ELCRec, kmeans_centers
 
 
 class ICLRec(ELCRec):
+    # Its authors' clustering fits on up to 4096 users per center (all of
+    # them, up to a million, for k = 256): the per-epoch cost ELCRec removes.
+    kmeans_points_per_center = 4096
+
     def __init__(self, n_items: int, max_len: int, cfg: ModelConfig):
         super().__init__(n_items, max_len, cfg)
         self.clusters.centers.requires_grad_(False)
@@ -26,7 +30,13 @@ class ICLRec(ELCRec):
 
     def on_epoch_start(self, encode_users: EncodeUsers, seed: int, epoch: int) -> None:
         # its clustering: 20 iterations, best of 5 restarts, raw centroids
-        centers = kmeans_centers(encode_users(), self.cfg.n_clusters, seed * 1000 + epoch, nredo=5)
+        centers = kmeans_centers(
+            encode_users(),
+            self.cfg.n_clusters,
+            seed * 1000 + epoch,
+            nredo=5,
+            max_points_per_center=self.kmeans_points_per_center,
+        )
         self.set_centers(centers)
 
     def cluster_space(self, pooled: torch.Tensor) -> torch.Tensor:
