@@ -337,3 +337,20 @@ def test_kmeans_hooks_encode_at_most_their_cap_of_users(tiny, tmp_path):
         first, again = run.encode_users(), run.encode_users()
         assert first.shape == (expected, run.cfg.model.hidden)
         np.testing.assert_array_equal(first, again)  # the same sample every time
+
+
+def test_validation_on_a_user_sample_is_that_sample_s_mean(tiny, tmp_path):
+    from elcrec import Run
+    from elcrec.evaluate import metrics_from_ranks, rank_all
+
+    run = Run(tiny(**{"train.valid_users": 120, "train.epochs": 1}), tmp_path / "r")
+    run.fit(progress=False)
+    assert len(run.valid_users) == 120 and len(np.unique(run.valid_users)) == 120
+    run.model.load_state_dict(torch.load(tmp_path / "r" / "last.pt")["model"])
+    every = rank_all(run.model, run.split, "valid")
+    record = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[0])
+    expected = metrics_from_ranks(every[run.valid_users])
+    assert record["valid/NDCG@20"] == pytest.approx(expected["NDCG@20"])
+    assert record["valid/NDCG@20"] != pytest.approx(metrics_from_ranks(every)["NDCG@20"])
+    with pytest.raises(Exception, match="train.valid_users"):
+        tiny(**{"train.valid_users": -1})

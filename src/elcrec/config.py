@@ -194,8 +194,16 @@ class TrainConfig:
     # History items at evaluation: minus infinity (correct) or the authors' zero.
     history_mask: str = choice("neg_inf", "zero")
     eval_batch_size: int = 2048
+    # Validation each epoch on a fixed random sample of this many users (0 =
+    # all): at a million users ranking everyone every epoch costs more than
+    # the epoch.  The test pass always ranks every user.
+    valid_users: int = 0
     device: str = choice("auto", "cpu", "cuda")
     threads: int = 0  # 0 = torch default
+    # The training step's matrix products in bfloat16 (torch.autocast; the
+    # weights, optimizer and evaluation stay float32): faster where the
+    # processor has bf16 units (AVX512-BF16, AMX, CUDA).
+    precision: str = choice("fp32", "bf16")
     # torch.use_deterministic_algorithms: without it two CPU processes with the
     # same seed drift apart by float noise (measured: ~1e-8 at epoch 0).
     deterministic: bool = True
@@ -284,6 +292,10 @@ class RunConfig:
             raise ConfigError("model.temperature must be positive")
         if self.train.patience < 1:
             raise ConfigError("train.patience must be at least 1")
+        if not isinstance(self.train.valid_users, int) or self.train.valid_users < 0:
+            raise ConfigError(
+                f"train.valid_users = {self.train.valid_users!r}: expected 0 (all) or a count"
+            )
         if self.model.positions == "from_start" and self.model.pad_approx:
             raise ConfigError("model.positions = from_start cannot go with model.pad_approx")
         return self

@@ -979,11 +979,15 @@ class Split:
             batches = [batches[i] for i in rng.permutation(len(batches))]
         return [(users[b], ends[b]) for b in batches]
 
-    def eval_batches(self, batch_size: int, stage: str) -> Iterator[np.ndarray]:
-        """All users, in batches of similar input length (order does not change metrics)."""
+    def eval_batches(
+        self, batch_size: int, stage: str, users: np.ndarray | None = None
+    ) -> Iterator[np.ndarray]:
+        """All users (or ``users``), in batches of similar input length (order
+        does not change metrics)."""
         cut = 2 if stage == "valid" else 1
-        lengths = np.minimum(self.ends - self.starts - cut, self.max_len)
-        order = np.argsort(lengths, kind="stable")
+        users = np.arange(self.data.n_users) if users is None else np.asarray(users)
+        lengths = np.minimum(self.ends[users] - self.starts[users] - cut, self.max_len)
+        order = users[np.argsort(lengths, kind="stable")]
         for i in range(0, len(order), batch_size):
             yield order[i : i + batch_size]
 

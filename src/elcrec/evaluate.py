@@ -74,10 +74,11 @@ def evaluate(
     batch_size: int = 2048,
     history_mask: str = "neg_inf",
     device: torch.device | str = "cpu",
+    users: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """HR/NDCG@{5,10,20} and MRR over all users for 'valid' or 'test'."""
-    ranks = rank_all(model, split, stage, batch_size, history_mask, device)
-    return metrics_from_ranks(ranks)
+    """HR/NDCG@{5,10,20} and MRR over all users (or ``users``) for 'valid' or 'test'."""
+    ranks = rank_all(model, split, stage, batch_size, history_mask, device, users=users)
+    return metrics_from_ranks(ranks if users is None else ranks[users])
 
 
 @torch.no_grad()
@@ -90,12 +91,14 @@ def rank_all(
     device="cpu",
     score_chunk=256,
     queries=None,
+    users=None,
 ):
     """Target rank of every user.  Scores are computed item-major (items x users)
     in chunks of ``score_chunk`` users: the skinny (d = 64) product is several
     times faster that way on CPU, and a chunk of scores stays in cache while it
     is masked and compared.  ``queries(items)`` replaces ``model.user_vectors``
-    (for probes that score with another query vector)."""
+    (for probes that score with another query vector).  ``users``: rank
+    those only (the other entries of the result are undefined)."""
     queries = queries or model.user_vectors
     was_training = model.training
     model.eval()
@@ -103,7 +106,7 @@ def rank_all(
     item_emb = model.item_vectors()
     # Under torchrun each rank ranks its share of the users, and every rank
     # gets all ranks back: no user counted twice, no per-rank means averaged.
-    mine = distributed.my_share(list(split.eval_batches(batch_size, stage)))
+    mine = distributed.my_share(list(split.eval_batches(batch_size, stage, users)))
     for users in mine:
         # Scoring reads the last position only, which padding never changes.
         items = torch.from_numpy(split.inputs(users, stage)).to(device)

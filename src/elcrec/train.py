@@ -160,6 +160,12 @@ class Run:
         # Training reads the store memory-mapped: memory holds what it touches.
         interactions = self.folder.load_data()
         self.split = data_mod.Split(interactions, cfg.data.max_len)
+        self.valid_users = None  # every user, unless train.valid_users samples them
+        if 0 < cfg.train.valid_users < interactions.n_users:
+            rng = np.random.default_rng([cfg.train.seed, 13])
+            self.valid_users = np.sort(
+                rng.choice(interactions.n_users, cfg.train.valid_users, replace=False)
+            )
         torch.manual_seed(cfg.train.seed)
         self.model: SequentialModel = build_model(interactions.n_items, cfg.data.max_len, cfg.model)
         self.model.set_item_counts(torch.from_numpy(self.split.train_target_counts()))
@@ -264,6 +270,7 @@ class Run:
     def train_epoch(self, epoch: int, progress: bool) -> dict[str, float]:
         """One pass over the training samples; the mean of each loss term."""
         self.model.train()
+        self.bf16 = self.cfg.train.precision == "bf16"
         sums: dict[str, float] = {}
         order = self.sample_order(epoch)
         # A bar per batch on a terminal only (it clears itself, leaving the
@@ -277,7 +284,8 @@ class Run:
             disable=not (progress and sys.stderr.isatty()),
         )
         for batch in bar:
-            out = self.step_model(batch)
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
+                out = self.step_model(batch)
             self.opt.zero_grad(set_to_none=True)
             out["total"].backward()
             self.opt.step()
@@ -300,6 +308,7 @@ class Run:
             cfg.train.eval_batch_size,
             cfg.train.history_mask,
             self.device,
+            users=self.valid_users,
         )
         eval_s = time.perf_counter() - t1
         state.wall_s += train_s + eval_s
