@@ -78,6 +78,14 @@ def pooled_train_representations(
     return distributed.assemble(len(users), index, local)
 
 
+def fixed_sample(n: int, size: int, seed: int, stream: int) -> np.ndarray | None:
+    """A sorted random sample of ``size`` of 0..n-1, the same at every call
+    for the same seed and stream; None (everyone) when ``size`` >= n."""
+    if size >= n:
+        return None
+    return np.sort(np.random.default_rng([seed, stream]).choice(n, size, replace=False))
+
+
 @dataclass
 class State:
     """Early stopping's bookkeeping, saved in every checkpoint."""
@@ -160,12 +168,10 @@ class Run:
         # Training reads the store memory-mapped: memory holds what it touches.
         interactions = self.folder.load_data()
         self.split = data_mod.Split(interactions, cfg.data.max_len)
-        self.valid_users = None  # every user, unless train.valid_users samples them
-        if 0 < cfg.train.valid_users < interactions.n_users:
-            rng = np.random.default_rng([cfg.train.seed, 13])
-            self.valid_users = np.sort(
-                rng.choice(interactions.n_users, cfg.train.valid_users, replace=False)
-            )
+        # every user, unless train.valid_users samples them
+        self.valid_users = fixed_sample(
+            interactions.n_users, cfg.train.valid_users or interactions.n_users, cfg.train.seed, 13
+        )
         torch.manual_seed(cfg.train.seed)
         self.model: SequentialModel = build_model(interactions.n_items, cfg.data.max_len, cfg.model)
         self.model.set_item_counts(torch.from_numpy(self.split.train_target_counts()))
@@ -220,12 +226,8 @@ class Run:
         ``kmeans_points_per_center`` per center; beyond that a fixed random
         sample of that many (faiss would subsample to it anyway, after the
         encoder had encoded everyone, and memory would grow with the users)."""
-        n_users = self.split.data.n_users
         cap = self.model.kmeans_points_per_center * self.cfg.model.n_clusters
-        users = None
-        if n_users > cap:
-            rng = np.random.default_rng([self.cfg.train.seed, 11])
-            users = np.sort(rng.choice(n_users, cap, replace=False))
+        users = fixed_sample(self.split.data.n_users, cap, self.cfg.train.seed, 11)
         return pooled_train_representations(self.model, self.split, self.device, users=users)
 
     def sample_order(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -270,7 +272,7 @@ class Run:
     def train_epoch(self, epoch: int, progress: bool) -> dict[str, float]:
         """One pass over the training samples; the mean of each loss term."""
         self.model.train()
-        self.bf16 = self.cfg.train.precision == "bf16"
+        bf16 = self.cfg.train.precision == "bf16"
         sums: dict[str, float] = {}
         order = self.sample_order(epoch)
         # A bar per batch on a terminal only (it clears itself, leaving the
@@ -284,7 +286,7 @@ class Run:
             disable=not (progress and sys.stderr.isatty()),
         )
         for batch in bar:
-            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=bf16):
                 out = self.step_model(batch)
             self.opt.zero_grad(set_to_none=True)
             out["total"].backward()
