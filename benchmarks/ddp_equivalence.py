@@ -252,18 +252,28 @@ def test_metrics(run: Path) -> dict:
 
 
 def whole_runs(work: Path, seeds=(1, 2, 3)) -> dict:
-    """Test metrics of one-process runs (one per seed) and of a 2-rank run (seed 1)."""
+    """Test metrics of one-process runs and of 2-rank runs, one per seed; the
+    difference of their mean NDCG@20 against its standard error (Welch)."""
     cfg = RunConfig().replace(**RUN)
     cfg.save(work / "config.json")
-    single = {}
-    for seed in seeds:
-        run = work / f"one_process_seed{seed}"
-        args = ["train", "--config", work / "config.json", "--seed", seed, "--run-dir", run]
-        finish(elcrec([str(a) for a in args]))
-        single[seed] = test_metrics(run)
-    run = work / "two_ranks_seed1"
-    finish(elcrec(["train", "--config", str(work / "config.json"), "--run-dir", str(run)], 2))
-    return {"metrics_1proc_seeds": single, "metrics_2rank": test_metrics(run)}
+    out: dict = {"metrics_1proc_seeds": {}, "metrics_2rank_seeds": {}}
+    for nproc, key in ((1, "metrics_1proc_seeds"), (2, "metrics_2rank_seeds")):
+        for seed in seeds:
+            run = work / f"nproc{nproc}_seed{seed}"
+            args = ["train", "--config", work / "config.json", "--seed", seed, "--run-dir", run]
+            finish(elcrec([str(a) for a in args], nproc))
+            out[key][seed] = test_metrics(run)
+    out["metrics_2rank"] = out["metrics_2rank_seeds"][seeds[0]]
+    one, two = (
+        np.array([m["NDCG@20"] for m in out[k].values()])
+        for k in ("metrics_1proc_seeds", "metrics_2rank_seeds")
+    )
+    se = float(np.sqrt(one.var(ddof=1) / len(one) + two.var(ddof=1) / len(two)))
+    diff = float(two.mean() - one.mean())
+    out["ndcg20_mean_difference"] = {"2rank_minus_1proc": diff, "standard_error": se}
+    # the same distribution: the means differ by less than two standard errors
+    out["within_spread"] = abs(diff) <= 2 * se
+    return out
 
 
 def children(pid: int) -> list[int]:
@@ -340,7 +350,13 @@ def main() -> None:
         f"each, of {evaluation['users']}): every user's test rank identical to one "
         f"process's: **{evaluation['identical_ranks']}**",
     ]
-    runs = {"metrics_2rank": None, "metrics_1proc_seeds": None, "elastic_resume_identical": None}
+    runs = {
+        "metrics_2rank": None,
+        "metrics_1proc_seeds": None,
+        "metrics_2rank_seeds": None,
+        "within_spread": None,
+        "elastic_resume_identical": None,
+    }
     if args.runs:
         with tempfile.TemporaryDirectory() as tmp:
             runs = {**whole_runs(Path(tmp)), **elastic_resume(Path(tmp))}
@@ -351,8 +367,18 @@ def main() -> None:
             f"| one process, seed {s} | {m['NDCG@20']:.4f} | {m['HR@20']:.4f} |"
             for s, m in seeds.items()
         ]
-        two = runs["metrics_2rank"]
-        md += [f"| 2 ranks, seed 1 | {two['NDCG@20']:.4f} | {two['HR@20']:.4f} |", ""]
+        md += [
+            f"| 2 ranks, seed {s} | {m['NDCG@20']:.4f} | {m['HR@20']:.4f} |"
+            for s, m in runs["metrics_2rank_seeds"].items()
+        ]
+        d = runs["ndcg20_mean_difference"]
+        md += [
+            "",
+            f"Mean NDCG@20, 2 ranks minus one process: {d['2rank_minus_1proc']:+.4f} "
+            f"(standard error {d['standard_error']:.4f}); within two standard errors: "
+            f"**{runs['within_spread']}**",
+            "",
+        ]
         md += [
             "A rank killed (SIGKILL) after the second of 4 epochs, torchrun restarting both "
             f"from the last checkpoint: identical metrics and curve: "

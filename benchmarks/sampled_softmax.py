@@ -31,6 +31,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command, environment, write_results  # noqa: E402
 
@@ -102,12 +104,20 @@ def main() -> None:
     if args.only:
         print(json.dumps(train_variant(args, work, args.only)))
         return
-    from elcrec.data import read_log, write_synthetic_log
+    from elcrec.data import Interactions, read_log, write_synthetic_log
 
     if not (work / "store" / "store.json").exists():
         log = work / "log.parquet"
         write_synthetic_log(log, args.users, args.items, seed=0)
-        read_log(log).save(work / "store")
+        data = read_log(log)
+        # The whole catalogue, the items no user touched included (a log
+        # knows only the items it holds): the log's item ids are 1..items,
+        # so internal ids are the log's own.
+        flat = np.asarray(data.item_ids)[data.flat - 1]
+        catalogue = np.arange(1, args.items + 1)
+        Interactions(data.user_ids, catalogue, flat, data.offsets, "synthetic_log").save(
+            work / "store"
+        )
     results = {}
     for variant in args.variants:
         cmd = [sys.executable, __file__, "--only", variant] + [
@@ -120,13 +130,12 @@ def main() -> None:
     for r in results.values():
         r["ndcg_ratio"] = r["best_valid_ndcg20"] / full["best_valid_ndcg20"]
         r["time_ratio"] = r["median_epoch_s"] / full["median_epoch_s"]
-    from elcrec.data import Interactions
-
     head = results[args.headline]
     payload = {
         "command": command(),
         "data": Interactions.open(work / "store").stats(),
         "epochs": args.epochs,
+        "catalogue_items": args.items,
         "negatives": args.negatives,
         "seed": 1,
         "headline": args.headline,
@@ -141,9 +150,10 @@ def main() -> None:
         "",
         f"Command: `{payload['command']}`",
         "",
-        f"Data: synthetic log, {payload['data']['users']:,} users, "
-        f"{payload['data']['items']:,} items, {payload['data']['interactions']:,} "
-        f"interactions; SASRec (`fast` preset, next-item loss only), {args.epochs} epochs, "
+        f"Data: synthetic log, {payload['data']['users']:,} users, a catalogue of "
+        f"{payload['data']['items']:,} items (the softmax's width; those no user touched "
+        f"included), {payload['data']['interactions']:,} interactions; SASRec (`fast` "
+        f"preset, next-item loss only), {args.epochs} epochs, "
         f"{args.negatives} sampled negatives, seed 1.",
         "",
         "| variant | best valid NDCG@20 | ratio to full | s per epoch | time ratio |",
