@@ -41,7 +41,7 @@ from elcrec import RunConfig  # noqa: E402
 from elcrec.data import Split, pad_left, synthetic  # noqa: E402
 from elcrec.evaluate import rank_all  # noqa: E402
 from elcrec.models import Batch, build_model  # noqa: E402
-from elcrec.runs import RunFolder  # noqa: E402
+from elcrec.runs import RunFolder, default_work  # noqa: E402
 
 CASES = {
     # the paper's BCE, the cluster loss pulling to all centers, both contrasts
@@ -235,14 +235,26 @@ def elcrec(args: list[str], nproc: int = 1, extra: list[str] = ()) -> subprocess
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     launcher.append(f"--nproc_per_node={nproc}")
     cmd = [*(launcher + list(extra) if nproc > 1 else [sys.executable]), "-m", "elcrec.cli"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # gloo on this one machine talks over loopback (its default, the address
+    # the host name resolves to, is not always reachable in a sandbox)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
     return subprocess.Popen(
-        [*cmd, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        [*cmd, *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # (so that a hung launcher and its workers can be killed)
     )
 
 
-def finish(proc: subprocess.Popen) -> None:
-    _, err = proc.communicate(timeout=1800)
+def finish(proc: subprocess.Popen, timeout: float = 1800) -> None:
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise RuntimeError(f"no result after {timeout:.0f} s (a hung process group?)") from None
     if proc.returncode != 0:
         raise RuntimeError(err[-3000:])
 
@@ -260,8 +272,9 @@ def whole_runs(work: Path, seeds=(1, 2, 3)) -> dict:
     for nproc, key in ((1, "metrics_1proc_seeds"), (2, "metrics_2rank_seeds")):
         for seed in seeds:
             run = work / f"nproc{nproc}_seed{seed}"
-            args = ["train", "--config", work / "config.json", "--seed", seed, "--run-dir", run]
-            finish(elcrec([str(a) for a in args], nproc))
+            if not (run / "test_metrics.json").exists():  # (kept: a rerun resumes)
+                args = ["train", "--config", work / "config.json", "--seed", seed]
+                finish(elcrec([str(a) for a in [*args, "--run-dir", run]], nproc))
             out[key][seed] = test_metrics(run)
     out["metrics_2rank"] = out["metrics_2rank_seeds"][seeds[0]]
     one, two = (
@@ -288,22 +301,38 @@ def children(pid: int) -> list[int]:
     return sorted(out)
 
 
-def elastic_resume(work: Path) -> dict:
+def elastic_resume(work: Path, attempts: int = 3) -> dict:
+    """``elastic_attempt`` until one finishes (a process group that never
+    forms, which happens here now and then, hangs; it is killed after 10
+    minutes and the attempt made again in fresh folders)."""
+    errors = []
+    for attempt in range(attempts):
+        try:
+            return {**elastic_attempt(work / f"elastic{attempt}"), "failed_attempts": errors}
+        except RuntimeError as e:
+            errors.append(str(e)[-500:])
+            print(f"elastic attempt {attempt} failed: {errors[-1]}", file=sys.stderr, flush=True)
+    return {"elastic_resume_identical": None, "failed_attempts": errors}
+
+
+def elastic_attempt(work: Path) -> dict:
     """A 2-rank run whose rank is killed after its second epoch, restarted by
     torchrun (--max-restarts 1) from the last checkpoint, against one never
     interrupted: the same test metrics and curve?"""
+    work.mkdir(parents=True, exist_ok=True)
     cfg = RunConfig().replace(**{**RUN, "train.epochs": 4, "train.patience": 10})
     cfg.save(work / "config4.json")
     args = ["train", "--config", str(work / "config4.json"), "--no-progress"]
     whole, killed = work / "whole", work / "killed"
-    finish(elcrec([*args, "--run-dir", str(whole)], 2))
+    if not (whole / "test_metrics.json").exists():
+        finish(elcrec([*args, "--run-dir", str(whole)], 2), timeout=600)
     proc = elcrec([*args, "--run-dir", str(killed)], 2, ["--max-restarts=1"])
     deadline = time.time() + 900
     while time.time() < deadline and len(RunFolder(killed).epochs()) < 2:
         time.sleep(0.2)
     workers = children(proc.pid)
     os.kill(workers[-1], signal.SIGKILL)  # a rank dies mid-epoch
-    finish(proc)
+    finish(proc, timeout=600)
     curve = [
         {k: v for k, v in r.items() if k.startswith(("loss/", "valid/"))}
         for r in RunFolder(killed).epochs()
@@ -324,6 +353,11 @@ def elastic_resume(work: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", action="store_true", help="also the whole-run checks (minutes)")
+    ap.add_argument(
+        "--work",
+        help="run folders of --runs, kept so that a rerun resumes "
+        "(default: $ELCREC_WORK/ddp_equivalence)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     cases = [compare(case) for case in CASES]
@@ -358,8 +392,9 @@ def main() -> None:
         "elastic_resume_identical": None,
     }
     if args.runs:
-        with tempfile.TemporaryDirectory() as tmp:
-            runs = {**whole_runs(Path(tmp)), **elastic_resume(Path(tmp))}
+        work = Path(args.work) if args.work else default_work() / "ddp_equivalence"
+        work.mkdir(parents=True, exist_ok=True)
+        runs = {**whole_runs(work), **elastic_resume(work)}
         seeds = runs["metrics_1proc_seeds"]
         md += ["", f"Whole runs on synthetic data ({RUN}): test NDCG@20 / HR@20", ""]
         md += ["| run | NDCG@20 | HR@20 |", "|---|---|---|"]

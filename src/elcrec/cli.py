@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -197,7 +198,10 @@ def launch_torchrun(nproc: int, argv: list[str]) -> int:
             rest.append(arg)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     cmd.append(f"--nproc_per_node={nproc}")
-    return subprocess.run([*cmd, "-m", "elcrec.cli", *rest]).returncode
+    # One machine: gloo over loopback unless told otherwise (its default, the
+    # address the host name resolves to, is not reachable everywhere).
+    env = {"GLOO_SOCKET_IFNAME": "lo", **os.environ}
+    return subprocess.run([*cmd, "-m", "elcrec.cli", *rest], env=env).returncode
 
 
 def summary_table(result: dict, run_dir: Path) -> str:
