@@ -519,17 +519,17 @@ class ELCRec(SequentialModel):
         """This step's shared negatives and their log-Q (None when uniform
         draws alone make it a constant)."""
         cfg, n = self.cfg, self.cfg.n_negatives
-        if cfg.negative_sampler == "uniform":
+        uniform = cfg.negative_sampler == "uniform"
+        if uniform:
             negatives = torch.randint(1, n_items + 1, (n,), device=pos.device)
-            sampler = torch.full((n_items + 1,), 1.0 / n_items, device=pos.device)
-            sampler[0] = 0.0
         else:
-            sampler = self.target_freq
-            negatives = torch.multinomial(sampler, n, replacement=True)
+            negatives = torch.multinomial(self.target_freq, n, replacement=True)
         if not cfg.in_batch_negatives:
-            return negatives, None if cfg.negative_sampler == "uniform" else (n * sampler).log()
+            return negatives, None if uniform else (n * self.target_freq).log()
+        # each item's expected count: n draws of the sampler, m batch targets
         targets = pos[pos > 0]
-        expected = n * sampler + len(targets) * self.target_freq
+        drawn = n / n_items if uniform else n * self.target_freq  # (padding 0: never read)
+        expected = drawn + len(targets) * self.target_freq
         return torch.cat([negatives, targets]), expected.log()
 
     def renormalize_centers(self) -> None:
