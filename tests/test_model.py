@@ -12,6 +12,9 @@ from elcrec.models.elcrec import (
     ELCRec,
     LearnableClusters,
     SASRec,
+    SoftmaxCrossEntropy,
+    attention,
+    dropout,
     info_nce,
     next_item_bce,
     next_item_ce,
@@ -432,3 +435,71 @@ def test_bf16_autocast_step_is_close_to_float32(loss):
     for key in full:
         assert half[key] == pytest.approx(full[key], rel=0.02, abs=0.02), key
     assert (g16 - g32).norm() < 0.05 * g32.norm()
+
+
+# --------------------------------------------------------------------------- #
+# model.kernels = fused: the same model and loss, computed with fewer passes
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("scale", [1.0, 60.0])
+def test_fused_softmax_cross_entropy_matches_torch_value_and_gradient(scale):
+    """Value and gradient of F.cross_entropy, also when logits are far apart
+    (scale 60: most softmax entries underflow, targets among them)."""
+    torch.manual_seed(3)
+    logits = (torch.randn(9, 13, dtype=torch.float64) * scale).requires_grad_()
+    target = torch.randint(0, 13, (9,))
+    want = F.cross_entropy(logits, target)
+    (want_grad,) = torch.autograd.grad(2.5 * want, logits)
+    fused = logits.detach().clone().requires_grad_()
+    got = SoftmaxCrossEntropy.apply(fused, target)
+    (2.5 * got).backward()
+    assert float(got.detach()) == pytest.approx(float(want.detach()), rel=1e-6)
+    assert torch.allclose(fused.grad, want_grad, atol=1e-10)
+
+
+def test_fused_dropout_keeps_1_minus_p_and_rescales():
+    torch.manual_seed(4)
+    x = torch.ones(200_000)
+    y = dropout(x, 0.3, True, fused=True)
+    kept = y > 0
+    assert float(kept.float().mean()) == pytest.approx(0.7, abs=0.005)
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    assert dropout(x, 0.3, False, fused=True) is x  # evaluation: untouched
+
+
+def test_fused_attention_is_torchs_without_dropout_and_unbiased_with_it():
+    torch.manual_seed(5)
+    q, k, v = (torch.randn(3, 2, 6, 4) for _ in range(3))
+    mask = torch.zeros(3, 1, 6, 6).masked_fill_(torch.ones(6, 6).triu(1).bool(), -1e4)
+    plain = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.allclose(attention(q, k, v, mask, 0.0, True, fused=True), plain, atol=1e-6)
+    assert torch.allclose(attention(q, k, v, mask, 0.4, False, fused=True), plain, atol=1e-6)
+    draws = torch.stack([attention(q, k, v, mask, 0.4, True, fused=True) for _ in range(4000)])
+    assert torch.allclose(draws.mean(0), plain, atol=0.05)
+
+
+@pytest.mark.parametrize("loss", ["ce", "bce"])
+def test_fused_kernels_give_the_same_step_on_per_prefix_batches(loss):
+    """Per-prefix batches (targets in the last column only): the fused step
+    encodes the last position alone in the last block, yet its loss and
+    gradients are torch's (no dropout, so no random draws differ)."""
+    torch.manual_seed(0)
+    items = torch.randint(1, 31, (16, 8))
+    items[:5, :3] = 0  # shorter prefixes, left-padded
+    pos = torch.zeros(16, 8, dtype=torch.long)
+    pos[:, -1] = torch.randint(1, 31, (16,))
+    neg = torch.randint(1, 31, (16, 8))
+
+    def step(kernels):
+        cfg = ModelConfig(variant="sasrec", loss=loss, dropout=0.0, n_layers=2, kernels=kernels)
+        torch.manual_seed(1)
+        model = ELCRec(30, 8, cfg)
+        out = model(Batch(items, pos, neg, last_only=True))
+        out["total"].backward()
+        grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+        return float(out["total"].detach()), grads
+
+    (want, want_grad), (got, got_grad) = step("torch"), step("fused")
+    assert got == pytest.approx(want, rel=1e-6)
+    assert got_grad.keys() == want_grad.keys()
+    for name in want_grad:
+        assert torch.allclose(got_grad[name], want_grad[name], atol=1e-7), name

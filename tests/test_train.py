@@ -354,3 +354,34 @@ def test_validation_on_a_user_sample_is_that_sample_s_mean(tiny, tmp_path):
     assert record["valid/NDCG@20"] != pytest.approx(metrics_from_ranks(every)["NDCG@20"])
     with pytest.raises(Exception, match="train.valid_users"):
         tiny(**{"train.valid_users": -1})
+
+
+def test_learning_rate_decays_after_each_plateau_and_resumes_with_it(tiny, tmp_path):
+    """train.lr_decay_patience = 2: every second epoch in a row without a
+    better validation NDCG@20 multiplies the rate by lr_decay_factor, an
+    improvement restarts the count; a resumed run carries the rate on."""
+    cfg = tiny(
+        **{
+            "train.epochs": 8,
+            "train.lr": 0.05,  # large enough to wander: plateaus early
+            "train.lr_decay_patience": 2,
+            "train.lr_decay_factor": 0.5,
+        }
+    )
+    train(cfg, tmp_path / "whole", progress=False)
+    records = epoch_records(tmp_path / "whole")
+    best, bad, lr, decays = -1.0, 0, 0.05, 0
+    for r in records:
+        if r["valid/NDCG@20"] > best:
+            best, bad = r["valid/NDCG@20"], 0
+        else:
+            bad += 1
+            if bad % 2 == 0:
+                lr, decays = lr * 0.5, decays + 1
+        assert r["lr"] == pytest.approx(lr)
+    assert decays >= 1
+    run = Run(cfg, tmp_path / "pieces")
+    assert run.fit(progress=False, max_epochs=3)["unfinished"]
+    Run(cfg, tmp_path / "pieces").fit(progress=False)
+    for a, b in zip(records, epoch_records(tmp_path / "pieces")):
+        assert a == pytest.approx(b, rel=1e-4)

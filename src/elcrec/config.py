@@ -173,6 +173,14 @@ class ModelConfig:
     # CL, whose intent fusion then adds the centers as the last optimizer step
     # left them (off the sphere); the cluster loss and intent CL see unit ones.
     center_renorm: str = choice("step_start", "after_seq_cl")
+    # How a training step computes what it computes: "torch" = torch's dropout
+    # and cross-entropy (earlier runs repeat bit for bit); "fused" = dropout
+    # masks from uniform draws (torch's CPU bernoulli is ~4x slower), the
+    # attention written out when it drops, a softmax cross-entropy whose
+    # gradient is formed in its forward pass, and, when only the last
+    # position is scored (per-prefix samples, no intents), the last block
+    # run for that position alone.  Same model, same loss; other random draws.
+    kernels: str = choice("torch", "fused")
 
 
 @dataclass
@@ -183,6 +191,12 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     patience: int = 40  # epochs without a better validation NDCG@20
+    # Learning-rate decay on a plateau: after every lr_decay_patience epochs
+    # without a better validation NDCG@20 the learning rate is multiplied by
+    # lr_decay_factor (0 = a constant rate).  A decay lifts a flat curve at
+    # once, so a run can stop a few epochs after it instead of waiting.
+    lr_decay_patience: int = 0
+    lr_decay_factor: float = 0.3
     # Length bucketing: sort users by length inside pools of this many batches
     # so a batch is padded to its own longest sequence, not to T.
     # 0 = every batch padded to T (the authors' way).
@@ -292,6 +306,12 @@ class RunConfig:
             raise ConfigError("model.temperature must be positive")
         if self.train.patience < 1:
             raise ConfigError("train.patience must be at least 1")
+        if self.train.lr_decay_patience < 0:
+            raise ConfigError("train.lr_decay_patience must be 0 (off) or positive")
+        if not 0.0 < self.train.lr_decay_factor < 1.0:
+            raise ConfigError(
+                f"train.lr_decay_factor = {self.train.lr_decay_factor}: expected 0 < factor < 1"
+            )
         if not isinstance(self.train.valid_users, int) or self.train.valid_users < 0:
             raise ConfigError(
                 f"train.valid_users = {self.train.valid_users!r}: expected 0 (all) or a count"

@@ -154,6 +154,10 @@ class Run:
             torch.set_num_threads(cfg.train.threads)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
+            # ... which by default also fills every new tensor with NaN (to
+            # expose reads of uninitialised memory): a tenth of a CPU step,
+            # and nothing here reads memory it has not written.
+            torch.utils.deterministic.fill_uninitialized_memory = False
         # DDP: join the process group torchrun describes; only rank 0 writes.
         distributed.init_from_environment(self.device)
         self.folder.main = distributed.rank() == 0
@@ -267,6 +271,7 @@ class Run:
             yield Batch(
                 *(torch.from_numpy(x).to(self.device) for x in (items, pos, neg)),
                 None if views is None else torch.from_numpy(views).to(self.device),
+                last_only=last_only,
             )
 
     def train_epoch(self, epoch: int, progress: bool) -> dict[str, float]:
@@ -319,10 +324,15 @@ class Run:
             self.folder.save_torch(self.model.state_dict(), "best.pt")
         else:
             state.bad_epochs += 1
+            decay = cfg.train.lr_decay_patience
+            if decay and state.bad_epochs % decay == 0:  # a plateau: a smaller step
+                for group in self.opt.param_groups:  # (saved with the optimizer)
+                    group["lr"] *= cfg.train.lr_decay_factor
         record = {
             "epoch": epoch,
             **{f"loss/{k}": v for k, v in losses.items()},
             **{f"valid/{k}": v for k, v in valid.items()},
+            "lr": self.opt.param_groups[0]["lr"],  # for the next epoch
             "train_s": train_s,
             "eval_s": eval_s,
             "peak_rss_mb": peak_rss_mb(),

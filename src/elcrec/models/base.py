@@ -38,6 +38,9 @@ class Batch:
     # two augmented views of each input, stacked: (2B, L'); None unless
     # the model's ``wants_views``
     views: torch.Tensor | None = None
+    # True when only the last column holds targets (per-prefix samples): a
+    # model may then compute the last position's output alone
+    last_only: bool = False
 
 
 # A function that encodes every user's training input (eval mode) and returns

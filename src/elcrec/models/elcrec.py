@@ -25,9 +25,31 @@ ATTENTION_MASK_VALUE = (
 # --------------------------------------------------------------------------- #
 # SASRec encoder (post-LN Transformer, docs/method.md section 2)
 # --------------------------------------------------------------------------- #
+def dropout(x: torch.Tensor, p: float, training: bool, fused: bool) -> torch.Tensor:
+    """F.dropout, or (``fused``) the same with its mask drawn as uniform < 1 - p:
+    torch's CPU bernoulli_ costs about four times the uniform draws."""
+    if not fused or not training or p == 0.0:
+        return F.dropout(x, p, training)
+    keep = torch.rand(x.shape, device=x.device) >= p
+    return x * keep * (1.0 / (1.0 - p))
+
+
+def attention(q, k, v, attn_mask, p: float, training: bool, fused: bool) -> torch.Tensor:
+    """Scaled dot-product attention with an additive mask and dropout on its
+    weights.  torch's kernel drops with bernoulli_; ``fused`` writes the
+    attention out (what the kernel does on CPU once it must drop) to draw the
+    mask as ``dropout`` does."""
+    if not fused or not training or p == 0.0:
+        p = p if training else 0.0
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
+    scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5) + attn_mask
+    return dropout(scores.softmax(-1), p, training, fused) @ v
+
+
 class Block(nn.Module):
-    def __init__(self, hidden: int, n_heads: int, dropout: float):
+    def __init__(self, hidden: int, n_heads: int, dropout: float, fused: bool = False):
         super().__init__()
+        self.fused = fused
         self.n_heads = n_heads
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.attn_out = nn.Linear(hidden, hidden)
@@ -54,12 +76,12 @@ class Block(nn.Module):
             v = torch.cat([ve.transpose(1, 2).expand(b, -1, -1, -1), v], dim=2)
         if last_only:
             q, attn_mask, x = q[:, :, -1:], attn_mask[:, :, -1:], x[:, -1:]
-        p = self.dropout if self.training else 0.0
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
+        p, on, fused = self.dropout, self.training, self.fused
+        a = attention(q, k, v, attn_mask, p, on, fused)
         a = a.transpose(1, 2).reshape(b, q.shape[2], d)
-        x = self.ln1(x + F.dropout(self.attn_out(a), p, self.training))
+        x = self.ln1(x + dropout(self.attn_out(a), p, on, fused))
         h = self.ffn_out(F.gelu(self.ffn_in(x)))
-        return self.ln2(x + F.dropout(h, p, self.training))
+        return self.ln2(x + dropout(h, p, on, fused))
 
 
 class SASRec(nn.Module):
@@ -73,8 +95,9 @@ class SASRec(nn.Module):
         self.ln = nn.LayerNorm(cfg.hidden, eps=1e-12)
         self.dropout = cfg.dropout
         self.positions = cfg.positions
+        self.fused = cfg.kernels == "fused"
         self.blocks = nn.ModuleList(
-            Block(cfg.hidden, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_layers)
+            Block(cfg.hidden, cfg.n_heads, cfg.dropout, self.fused) for _ in range(cfg.n_layers)
         )
         self.apply(self._init)
 
@@ -111,7 +134,7 @@ class SASRec(nn.Module):
             # a batch padded to its own width gives the same outputs as one padded to T.
             pos = torch.arange(self.max_len - length, self.max_len, device=items.device)
         x = self.item_emb(items) + self.pos_emb(pos)
-        x = F.dropout(self.ln(x), self.dropout, self.training)
+        x = dropout(self.ln(x), self.dropout, self.training, self.fused)
         valid = items > 0
         causal = torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
         keep = causal[None, None] & valid[:, None, None, :]
@@ -303,12 +326,40 @@ def next_item_bce(h: torch.Tensor, item_emb: torch.Tensor, pos: torch.Tensor, ne
     return -(F.logsigmoid(pos_logit) + F.logsigmoid(-neg_logit)).mean()
 
 
-def next_item_ce(h: torch.Tensor, item_emb: torch.Tensor, pos: torch.Tensor):
+def next_item_ce(h: torch.Tensor, item_emb: torch.Tensor, pos: torch.Tensor, fused: bool = False):
     """Softmax cross-entropy over the whole catalogue (items 1..N), over
     non-padding target positions."""
     valid = pos > 0
     logits = h[valid] @ item_emb[1:].T
+    if fused:
+        return SoftmaxCrossEntropy.apply(logits, pos[valid] - 1)
     return F.cross_entropy(logits, pos[valid] - 1)
+
+
+class SoftmaxCrossEntropy(torch.autograd.Function):
+    """F.cross_entropy(logits, target) (the mean), from one softmax pass whose
+    result becomes the gradient (softmax - one-hot) / n.  torch's own
+    log-softmax backward recomputes the softmax and builds a one-hot: passes
+    over the (n, N) logits that on a 12k-item catalogue cost more than the
+    matrix product that made them (bfloat16)."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        x = logits.float()
+        p = torch.softmax(x, dim=1)
+        rows = torch.arange(len(target), device=target.device)
+        # log-sum-exp from the row's largest logit, whose p >= 1/N never underflows
+        lse = x.amax(dim=1) - p.amax(dim=1).log()
+        loss = (lse - x[rows, target]).mean()
+        p[rows, target] -= 1.0
+        ctx.dtype, ctx.n = logits.dtype, max(len(target), 1)
+        ctx.save_for_backward(p)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor):
+        (grad,) = ctx.saved_tensors  # (the graph is freed after one backward)
+        return grad.mul_(grad_loss / ctx.n).to(ctx.dtype), None
 
 
 def next_item_sampled_softmax(
@@ -503,7 +554,7 @@ class ELCRec(SequentialModel):
     def _next_item_loss(self, h, pos, neg) -> torch.Tensor:
         emb = self.encoder.item_emb.weight
         if self.cfg.loss == "ce":
-            return next_item_ce(h, emb, pos)
+            return next_item_ce(h, emb, pos, self.cfg.kernels == "fused")
         if self.cfg.loss == "sampled_softmax":
             negatives, log_q = self._candidates(pos, emb.shape[0] - 1)
             return next_item_sampled_softmax(h, emb, pos, negatives, log_q)
@@ -547,8 +598,13 @@ class ELCRec(SequentialModel):
         if cfg.center_renorm == "after_seq_cl":
             fusion_centers = fusion_centers.clone()
         self.renormalize_centers()
-        h = self.encode(items)
-        out = {"next_item": self._next_item_loss(h, pos, batch.neg)}
+        neg = batch.neg
+        if batch.last_only and cfg.kernels == "fused" and not self.uses_intents:
+            # only the last output is scored and nothing pools the others
+            h, pos, neg = self.encoder(items, last_only=True), pos[:, -1:], neg[:, -1:]
+        else:
+            h = self.encode(items)
+        out = {"next_item": self._next_item_loss(h, pos, neg)}
         if distributed.active():  # a mean over the global batch's targets
             out["next_item"] = distributed.global_mean(out["next_item"], int((pos > 0).sum()))
         total = out["next_item"]
