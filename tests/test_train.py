@@ -356,32 +356,39 @@ def test_validation_on_a_user_sample_is_that_sample_s_mean(tiny, tmp_path):
         tiny(**{"train.valid_users": -1})
 
 
-def test_learning_rate_decays_after_each_plateau_and_resumes_with_it(tiny, tmp_path):
+def test_learning_rate_decays_on_plateaus_then_stops_and_resumes_with_it(tiny, tmp_path):
     """train.lr_decay_patience = 2: every second epoch in a row without a
-    better validation NDCG@20 multiplies the rate by lr_decay_factor, an
-    improvement restarts the count; a resumed run carries the rate on."""
+    better validation NDCG@20 multiplies the rate by lr_decay_factor (an
+    improvement restarts the count), lr_decays times; the next plateau ends
+    the run.  A run resumed in pieces carries rate and count on."""
     cfg = tiny(
         **{
-            "train.epochs": 8,
+            "train.epochs": 30,
             "train.lr": 0.05,  # large enough to wander: plateaus early
             "train.lr_decay_patience": 2,
             "train.lr_decay_factor": 0.5,
+            "train.lr_decays": 1,
         }
     )
     train(cfg, tmp_path / "whole", progress=False)
     records = epoch_records(tmp_path / "whole")
-    best, bad, lr, decays = -1.0, 0, 0.05, 0
+    best, bad, lr, decays, stop = -1.0, 0, 0.05, 0, None
     for r in records:
+        assert stop is None, "trained past the plateau after the last decay"
         if r["valid/NDCG@20"] > best:
             best, bad = r["valid/NDCG@20"], 0
         else:
             bad += 1
-            if bad % 2 == 0:
+            if bad % 2 == 0 and decays == 1:
+                stop = r["epoch"]
+            elif bad % 2 == 0:
                 lr, decays = lr * 0.5, decays + 1
         assert r["lr"] == pytest.approx(lr)
-    assert decays >= 1
+    assert decays == 1 and stop is not None and stop < 29
     run = Run(cfg, tmp_path / "pieces")
     assert run.fit(progress=False, max_epochs=3)["unfinished"]
     Run(cfg, tmp_path / "pieces").fit(progress=False)
-    for a, b in zip(records, epoch_records(tmp_path / "pieces")):
+    pieces = epoch_records(tmp_path / "pieces")
+    assert len(pieces) == len(records)
+    for a, b in zip(records, pieces):
         assert a == pytest.approx(b, rel=1e-4)

@@ -193,10 +193,13 @@ class TrainConfig:
     patience: int = 40  # epochs without a better validation NDCG@20
     # Learning-rate decay on a plateau: after every lr_decay_patience epochs
     # without a better validation NDCG@20 the learning rate is multiplied by
-    # lr_decay_factor (0 = a constant rate).  A decay lifts a flat curve at
-    # once, so a run can stop a few epochs after it instead of waiting.
+    # lr_decay_factor (0 = a constant rate), at most lr_decays times; the
+    # plateau after the last decay ends the run (patience still applies).  A
+    # decay lifts a flat curve at once, so a run can stop a few epochs after
+    # it instead of waiting out the noise of a constant rate.
     lr_decay_patience: int = 0
     lr_decay_factor: float = 0.3
+    lr_decays: int = 2
     # Length bucketing: sort users by length inside pools of this many batches
     # so a batch is padded to its own longest sequence, not to T.
     # 0 = every batch padded to T (the authors' way).
@@ -306,8 +309,8 @@ class RunConfig:
             raise ConfigError("model.temperature must be positive")
         if self.train.patience < 1:
             raise ConfigError("train.patience must be at least 1")
-        if self.train.lr_decay_patience < 0:
-            raise ConfigError("train.lr_decay_patience must be 0 (off) or positive")
+        if self.train.lr_decay_patience < 0 or self.train.lr_decays < 0:
+            raise ConfigError("train.lr_decay_patience and train.lr_decays must not be negative")
         if not 0.0 < self.train.lr_decay_factor < 1.0:
             raise ConfigError(
                 f"train.lr_decay_factor = {self.train.lr_decay_factor}: expected 0 < factor < 1"

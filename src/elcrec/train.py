@@ -95,6 +95,11 @@ class State:
     best_epoch: int = -1
     bad_epochs: int = 0
     wall_s: float = 0.0
+    lr_decays: int = 0  # learning-rate decays so far (train.lr_decay_patience)
+    stopped: bool = False  # the plateau after the last decay
+
+    def running(self, train: TrainConfig) -> bool:
+        return not self.stopped and self.bad_epochs < train.patience
 
 
 class Run:
@@ -119,7 +124,7 @@ class Run:
             stop_at = min(stop_at, state.epoch + max_epochs)
         writer = self.folder.tensorboard(purge_step=state.epoch)
         try:
-            while state.epoch < stop_at and state.bad_epochs < self.cfg.train.patience:
+            while state.epoch < stop_at and state.running(self.cfg.train):
                 t0 = time.perf_counter()
                 self.model.on_epoch_start(self.encode_users, self.cfg.train.seed, state.epoch)
                 distributed.broadcast_parameters(self.model)  # DDP: rank 0's centers
@@ -137,7 +142,7 @@ class Run:
         finally:
             if writer is not None:
                 writer.close()
-        if state.epoch < self.cfg.train.epochs and state.bad_epochs < self.cfg.train.patience:
+        if state.epoch < self.cfg.train.epochs and state.running(self.cfg.train):
             return {"unfinished": True, **vars(state)}  # max_epochs reached: resumable
         return self.finish(state)
 
@@ -325,9 +330,13 @@ class Run:
         else:
             state.bad_epochs += 1
             decay = cfg.train.lr_decay_patience
-            if decay and state.bad_epochs % decay == 0:  # a plateau: a smaller step
-                for group in self.opt.param_groups:  # (saved with the optimizer)
-                    group["lr"] *= cfg.train.lr_decay_factor
+            if decay and state.bad_epochs % decay == 0:  # a plateau: a smaller step, or stop
+                if state.lr_decays == cfg.train.lr_decays:
+                    state.stopped = True
+                else:
+                    state.lr_decays += 1
+                    for group in self.opt.param_groups:  # (saved with the optimizer)
+                        group["lr"] *= cfg.train.lr_decay_factor
         record = {
             "epoch": epoch,
             **{f"loss/{k}": v for k, v in losses.items()},
