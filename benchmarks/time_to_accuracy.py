@@ -3,9 +3,8 @@ on a dataset as it trained before (the baseline grid cells, 3 seeds) with how
 it trains now (the new cells, 3 seeds, each a full run with early stopping on
 the machine alone), on wall time and on every test metric, then user by user.
 
-    python benchmarks/time_to_accuracy.py \\
-        --row "SASRec-CE,Beauty,benchmarks/grid/fast-v1/beauty/SASRec-CE,benchmarks/grid/fast/beauty/SASRec-CE" \\
-        ...
+    python benchmarks/time_to_accuracy.py
+    python benchmarks/time_to_accuracy.py --row MODEL,DATASET,BEFORE,NOW [--row ...]
 
 A row is ``MODEL,DATASET,BASELINE_GROUP,NEW_GROUP``; a group is a folder of
 seed<N> cells (their test_metrics.json and test_ranks.npz, as the grid keeps
