@@ -6,7 +6,18 @@ from pathlib import Path
 import pytest
 
 from elcrec import benchmark, cli, tune
-from elcrec.config import PLUS_SEARCHES, PLUS_SETTINGS, ConfigError, RunConfig, preset
+from elcrec.config import (
+    BEFORE_PREFIX_SPEEDUPS,
+    BEFORE_SPEEDUPS,
+    PREFIX_SPEEDUPS,
+    PLUS_SEARCHES,
+    PLUS_SETTINGS,
+    SPEEDUPS,
+    ConfigError,
+    RunConfig,
+    preset,
+)
+from elcrec.models import configure
 from elcrec.paper import METRICS, TABLE1
 from tests.test_benchmark import PLACE
 from tests.test_benchmark import TINY as CELL
@@ -98,6 +109,10 @@ def test_plus_preset_holds_the_committed_choice_of_the_search():
         assert options == chosen
         cfg = preset("plus", dataset)
         assert cfg.train.evaluate_test is True and cfg.model.n_layers == 2
+        # the speed-ups estimate the chosen full softmax by a sampled one
+        assert options["model.loss"] == "ce" and cfg.model.loss == "sampled_softmax"
+        options = {k: v for k, v in options.items() if k not in PREFIX_SPEEDUPS}
+        assert preset("plus-v1", dataset).model.loss == "ce"
         for key, value in options.items():
             section, name = key.split(".")
             assert getattr(getattr(cfg, section), name) == value
@@ -109,6 +124,54 @@ def test_elcrec_plus_exists_under_the_plus_preset_only():
         assert cell.config("plus", {}).model.variant == "full"
     with pytest.raises(ConfigError, match="--preset plus"):
         cell.config("fast", {})
+
+
+def test_fast_and_plus_train_with_the_speedups_and_their_v1_as_before():
+    """`fast`/`plus` take the bfloat16 step, the fused kernels and (for the
+    per-prefix softmax models) the plateau schedule; `fast-v1`/`plus-v1` are
+    the earlier presets, option for option."""
+    for name, model in (("fast", "SASRec-CE"), ("plus", "ELCRec+")):
+        new = configure(preset(name, "toys"), model, name)
+        old = configure(preset(f"{name}-v1", "toys"), model, f"{name}-v1")
+        for key, value in {**SPEEDUPS, **PREFIX_SPEEDUPS}.items():
+            section, field = key.split(".")
+            assert getattr(getattr(new, section), field) == value, key
+        differ = {
+            f"{s}.{k}"
+            for s in ("data", "model", "train")
+            for k, v in vars(getattr(new, s)).items()
+            if getattr(getattr(old, s), k) != v
+        }
+        before = {**BEFORE_SPEEDUPS, **BEFORE_PREFIX_SPEEDUPS}
+        assert differ == set(before)  # (lr_decays counts only when the rate decays)
+        assert old.preset == f"{name}-v1:toys"
+        for key, value in before.items():
+            section, field = key.split(".")
+            assert getattr(getattr(old, section), field) == value
+    # the BCE models under fast keep their loss and a constant rate (only the
+    # step is faster), under fast-v1 their step as before
+    bce = configure(preset("fast", "beauty"), "ELCRec", "fast")
+    assert bce.train.lr_decay_patience == 0 and bce.model.loss == "bce"
+    assert bce.model.kernels == "fused" and bce.train.precision == "bf16"
+    bce = configure(preset("fast-v1", "beauty"), "ELCRec", "fast-v1")
+    assert bce.model.loss == "bce" and bce.model.kernels == "torch"
+
+
+def test_the_committed_v1_cells_are_what_the_v1_presets_run():
+    """Every cell under benchmarks/grid/{fast,plus}-v1 has the config its
+    preset gives now (so `elcrec benchmark --preset fast-v1` repeats them);
+    model.n_negatives, read by the sampled softmax only, had another default
+    when the softmax cells ran."""
+    cells = sorted((ROOT / "benchmarks" / "grid").glob("*-v1/*/*/seed*/config.json"))
+    assert cells
+    for path in cells:
+        name, dataset, model = path.parts[-5], path.parts[-4], path.parts[-3]
+        seed = int(path.parts[-2].removeprefix("seed"))
+        have = RunConfig.load(path).identity()
+        want = benchmark.Cell(model, dataset, seed).config(name, {}).identity()
+        assert have["model"]["loss"] == "ce"
+        have["model"].pop("n_negatives"), want["model"].pop("n_negatives")
+        assert have == want, path
 
 
 def test_beyond_table_arithmetic_on_hand_made_runs(tmp_path):
@@ -153,6 +216,19 @@ def test_beyond_table_arithmetic_on_hand_made_runs(tmp_path):
     # No ELCRec (paper preset) cell ran: its column says so, and how to fill it.
     assert md.count("| — |") == len(METRICS)
     assert "ELCRec `--preset paper`" in md
+    assert "†" not in md.split("Each column")[0]  # every cell of the current presets
+
+    # Cells of an earlier preset version stand in on a dataset the current
+    # preset has not run (marked), never beside the current preset's own.
+    for dataset in ("beauty", "toys"):
+        d = tmp_path / "fast-v1" / dataset / "SASRec-CE" / "seed1"
+        d.mkdir(parents=True)
+        (d / "test_metrics.json").write_text((other / "test_metrics.json").read_text())
+    rows = benchmark.write_beyond(tmp_path, tmp_path)
+    sasrec = {(r["dataset"], r["preset"]) for r in rows if r["model"] == "SASRec-CE"}
+    assert sasrec == {("Beauty", "fast"), ("Toys_and_Games", "fast-v1")}
+    md = (tmp_path / "beyond.md").read_text()
+    assert md.split("Each column")[0].count("†") == len(METRICS)
 
 
 def test_the_search_elcrec_tune_runs_on_own_data_is_the_one_behind_the_plus_preset():

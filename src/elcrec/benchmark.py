@@ -309,20 +309,29 @@ def write_tables(summaries: str | Path, results: str | Path, preset_name: str, h
     return payload
 
 
-# Beyond the paper (issue 6): model -> the preset its cells run under.
-BEYOND_MODELS = {"ELCRec": "paper", "SASRec-CE": "fast", "ELCRec+": "plus"}
+# Beyond the paper (issue 6): model -> the preset its cells run under, then
+# the preset's earlier version, whose cells stand in on a dataset the current
+# one has not run yet (marked in the table).
+BEYOND_MODELS = {
+    "ELCRec": ("paper",),
+    "SASRec-CE": ("fast", "fast-v1"),
+    "ELCRec+": ("plus", "plus-v1"),
+}
 
 
 def beyond(summaries: str | Path) -> list[dict]:
     """ELCRec (paper preset), SASRec-CE and ELCRec+ per dataset and metric:
     mean and std over seeds, the paper's ELCRec and the relative difference,
-    and the intents' spread (largest share of users, effective number)."""
-    rows = [
-        r
-        for model, preset_name in BEYOND_MODELS.items()
-        for r in collect(summaries, preset_name)
-        if r["model"] == model
-    ]
+    the preset the cells ran under, and the intents' spread (largest share of
+    users, effective number)."""
+    rows = []
+    for model, presets in BEYOND_MODELS.items():
+        taken: set[str] = set()  # datasets a newer preset has cells on
+        for preset_name in presets:
+            cells = [r for r in collect(summaries, preset_name) if r["model"] == model]
+            cells = [{**r, "preset": preset_name} for r in cells if r["dataset"] not in taken]
+            taken |= {r["dataset"] for r in cells}
+            rows += cells
     out = []
     for t in table1(rows):
         runs = [r for r in rows if r["model"] == t["model"] and r["dataset"] == t["dataset"]]
@@ -334,6 +343,7 @@ def beyond(summaries: str | Path) -> list[dict]:
         out.append(
             {
                 **{k: t[k] for k in ("model", "dataset", "metric", "mean", "std", "n_seeds")},
+                "preset": runs[0]["preset"],
                 "paper_elcrec": paper,
                 "vs_paper_elcrec": round(t["mean"] / paper - 1, 4),
                 **spread,
@@ -346,9 +356,9 @@ def beyond_commands() -> list[str]:
     """One `elcrec benchmark` command per column of beyond.md: every
     benchmark, the 3 seeds the table's means are over."""
     return [
-        f"elcrec benchmark --preset {name} --models {model} "
+        f"elcrec benchmark --preset {presets[0]} --models {model} "
         f"--datasets {' '.join(BENCHMARKS)} --seeds 1 2 3"
-        for model, name in BEYOND_MODELS.items()
+        for model, presets in BEYOND_MODELS.items()
     ]
 
 
@@ -378,19 +388,22 @@ def write_beyond(summaries: str | Path, results: str | Path) -> list[dict]:
             cells = []
             for model in BEYOND_MODELS:
                 r = by_key.get((dataset, metric, model))
+                earlier = r is not None and r["preset"] != BEYOND_MODELS[model][0]
                 cells.append(
                     "—"
                     if r is None
                     else f"{r['mean']:.4f} ± {r['std']:.4f} (n={r['n_seeds']}, "
-                    f"{r['vs_paper_elcrec']:+.1%})"
+                    f"{r['vs_paper_elcrec']:+.1%}){' †' if earlier else ''}"
                 )
             paper = paper_metric("ELCRec", dataset, metric)
             lines.append(f"| {dataset} | {metric} | {paper:.4f} | " + " | ".join(cells) + " |")
-    presets = ", ".join(f"{model} `--preset {name}`" for model, name in BEYOND_MODELS.items())
+    presets = ", ".join(f"{model} `--preset {p[0]}`" for model, p in BEYOND_MODELS.items())
     lines += [
         "",
         f"Each column's cells run under its preset ({presets}); — : no finished cell yet "
-        "(the column's command above runs it).",
+        "(the column's command above runs it); † : cells of the preset's earlier version "
+        "(`fast-v1`, `plus-v1`: before the speed-ups), standing in where the current "
+        "preset has not run yet.",
     ]
     lines += ["", "Intents (mean over seeds): largest share of users, effective number", ""]
     lines += ["| dataset | model | largest share | effective intents |", "|---|---|---|---|"]

@@ -115,8 +115,9 @@ def _add_train(sub) -> None:
     p.add_argument(
         "--preset",
         help="paper: the authors' settings (for a benchmark; other data take Beauty's); "
-        "fast: the same, cheap; plus: ELCRec+ (chosen on validation); or a preset "
-        "file written by elcrec tune --data FILE",
+        "fast: the same, cheap; plus: ELCRec+ (chosen on validation); fast-v1, plus-v1: "
+        "those two as they trained before their speed-ups; or a preset file written by "
+        "elcrec tune --data FILE",
     )
     add_data_flags(p)
     p.add_argument(
@@ -500,7 +501,9 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--datasets", nargs="+", default=["beauty"], choices=sorted(BENCHMARKS))
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    p.add_argument("--preset", choices=["paper", "fast", "plus"], default="paper")
+    p.add_argument(
+        "--preset", choices=["paper", "fast", "plus", "fast-v1", "plus-v1"], default="paper"
+    )
     p.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument(
         "--work",

@@ -71,6 +71,41 @@ PLUS_SETTINGS: dict[str, dict] = {name: _PREFIX_CHOICE for name in BENCHMARKS}
 PLUS_SEARCHES = {name: "beauty_prefixes" for name in BENCHMARKS}
 PLUS_PATIENCE = 10  # the softmax loss peaks within ~20 epochs (measured)
 
+# The same models in a fraction of the time (benchmarks/results/
+# time_to_accuracy.md).  `fast` and `plus`, so every model under them, take
+# the training step in bfloat16 with the fused kernels (the same model and
+# loss: tests/test_model.py) ...
+SPEEDUPS = {"train.precision": "bf16", "model.kernels": "fused"}
+# ... and the per-prefix softmax models (SASRec-CE, ELCRec+) estimate the
+# softmax over the catalogue from 1024 popularity-drawn items and the batch's
+# targets, log-Q corrected (a tenth of Beauty's catalogue; evaluation still
+# ranks every item), decay the learning rate at each flat validation epoch
+# and stop at the third instead of waiting out a constant rate's noise.
+PREFIX_SPEEDUPS = {
+    "model.loss": "sampled_softmax",
+    "model.negative_sampler": "popularity",
+    "model.in_batch_negatives": True,
+    "model.n_negatives": 1024,
+    "train.lr_decay_patience": 1,
+    "train.lr_decays": 2,
+}
+# `fast-v1` and `plus-v1` are the two presets as they were before: the
+# options above at their earlier values, so earlier runs repeat bit for bit.
+LEGACY_SUFFIX = "-v1"
+BEFORE_SPEEDUPS = {"train.precision": "fp32", "model.kernels": "torch"}
+BEFORE_PREFIX_SPEEDUPS = {
+    "model.loss": "ce",
+    "model.negative_sampler": "uniform",
+    "model.in_batch_negatives": False,
+    "model.n_negatives": 256,
+    "train.lr_decay_patience": 0,
+}
+
+
+def legacy(preset_name: str | None) -> bool:
+    """A `-v1` preset: fast or plus as before the speed-ups."""
+    return bool(preset_name) and preset_name.endswith(LEGACY_SUFFIX)
+
 
 @dataclass
 class DataConfig:
@@ -444,6 +479,13 @@ def preset(name: str, data: str = "beauty") -> RunConfig:
     """
     if name.endswith(".json"):
         return _preset_file(name, data)
+    if legacy(name) and name.removesuffix(LEGACY_SUFFIX) in ("fast", "plus"):
+        cfg = preset(name.removesuffix(LEGACY_SUFFIX), data).replace(**BEFORE_SPEEDUPS)
+        if name.startswith("plus"):
+            cfg = cfg.replace(**BEFORE_PREFIX_SPEEDUPS)
+        cfg.preset = cfg.preset.replace(":", f"{LEGACY_SUFFIX}:", 1)
+        cfg.origin += " (as before the speed-ups: the preset's version 1)"
+        return cfg
     key = data.lower()
     benchmark = key in BENCHMARKS
     settings = key if benchmark else "beauty"
@@ -467,13 +509,18 @@ def preset(name: str, data: str = "beauty") -> RunConfig:
         cfg.train.bucket_batches = 32
         cfg.model.encoder_passes = 3
         cfg.train.history_mask = "neg_inf"
+        cfg = cfg.replace(**SPEEDUPS)
         origin = f"the authors' layers, k and fusion for {BENCHMARKS[settings]}"
     elif name == "plus":
         fast = preset("fast", data)
         cfg = fast.replace(
-            **PLUS_BASE,
-            **PLUS_SETTINGS[settings],
-            **{"train.patience": PLUS_PATIENCE, "model.name": "ELCRec+"},
+            **{
+                **PLUS_BASE,
+                **PLUS_SETTINGS[settings],
+                **PREFIX_SPEEDUPS,  # (in place of the search's full softmax)
+                "train.patience": PLUS_PATIENCE,
+                "model.name": "ELCRec+",
+            }
         )
         cfg.preset = fast.preset.replace("fast:", "plus:")
         origin = (
@@ -482,7 +529,8 @@ def preset(name: str, data: str = "beauty") -> RunConfig:
         )
     else:
         raise ConfigError(
-            f"unknown preset {name!r}: expected paper, fast, plus or a preset file (.json)"
+            f"unknown preset {name!r}: expected paper, fast, plus, fast-v1, plus-v1 "
+            "or a preset file (.json)"
         )
     if not benchmark:
         origin += f"; {data} is not one of the benchmarks, so it takes Beauty's"
@@ -511,16 +559,21 @@ def _preset_file(path: str, data: str) -> RunConfig:
 
 __all__ = [
     "BENCHMARKS",
+    "BEFORE_PREFIX_SPEEDUPS",
+    "BEFORE_SPEEDUPS",
     "ConfigError",
     "DataConfig",
     "ModelConfig",
     "PAPER_SETTINGS",
+    "PREFIX_SPEEDUPS",
     "PLUS_BASE",
     "PLUS_SEARCHES",
     "PLUS_SETTINGS",
     "RunConfig",
+    "SPEEDUPS",
     "TrainConfig",
     "choices",
+    "legacy",
     "parse_overrides",
     "preset",
 ]

@@ -13,7 +13,16 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
-from elcrec.config import ConfigError, ModelConfig, RunConfig
+from elcrec.config import (
+    BEFORE_PREFIX_SPEEDUPS,
+    BEFORE_SPEEDUPS,
+    LEGACY_SUFFIX,
+    PREFIX_SPEEDUPS,
+    ConfigError,
+    ModelConfig,
+    RunConfig,
+    legacy,
+)
 from elcrec.models.base import Batch, SequentialModel
 
 
@@ -48,7 +57,8 @@ REGISTRY: dict[str, ModelEntry] = {
             "model.n_layers": 2,
             "train.samples": "prefixes",
             "model.positions": "from_start",
-            "train.patience": 10,
+            "train.patience": 10,  # (a bound; the plateau schedule stops it sooner)
+            **PREFIX_SPEEDUPS,
         },
     ),
     # ... and ELCRec+, whose options all come from the `plus` preset
@@ -67,9 +77,14 @@ def configure(cfg: RunConfig, name: str, preset_name: str | None = None) -> RunC
     """``cfg`` with model ``name``'s options (and its name recorded); refuses a
     model that exists under another preset only."""
     e = entry(name)
-    if e.preset and preset_name is not None and preset_name != e.preset:
-        raise ConfigError(f"{name} runs under --preset {e.preset}")
-    return cfg.replace(**e.options, **{"model.name": name})
+    base = preset_name.removesuffix(LEGACY_SUFFIX) if preset_name else None
+    if e.preset and base is not None and base != e.preset:
+        raise ConfigError(f"{name} runs under --preset {e.preset} (or {e.preset}{LEGACY_SUFFIX})")
+    cfg = cfg.replace(**e.options, **{"model.name": name})
+    if legacy(preset_name):  # the model's own speed-ups undone too
+        before = {k: v for k, v in BEFORE_PREFIX_SPEEDUPS.items() if k in e.options}
+        cfg = cfg.replace(**BEFORE_SPEEDUPS, **before)
+    return cfg
 
 
 def build_model(n_items: int, max_len: int, cfg: ModelConfig) -> SequentialModel:

@@ -345,12 +345,11 @@ class SoftmaxCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        x = logits.float()
-        p = torch.softmax(x, dim=1)
+        p = torch.softmax(logits, dim=1, dtype=torch.float32)  # (no float32 copy first)
         rows = torch.arange(len(target), device=target.device)
         # log-sum-exp from the row's largest logit, whose p >= 1/N never underflows
-        lse = x.amax(dim=1) - p.amax(dim=1).log()
-        loss = (lse - x[rows, target]).mean()
+        lse = logits.amax(dim=1).float() - p.amax(dim=1).log()
+        loss = (lse - logits[rows, target].float()).mean()
         p[rows, target] -= 1.0
         ctx.dtype, ctx.n = logits.dtype, max(len(target), 1)
         ctx.save_for_backward(p)
