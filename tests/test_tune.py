@@ -9,9 +9,9 @@ from elcrec import benchmark, cli, tune
 from elcrec.config import (
     BEFORE_PREFIX_SPEEDUPS,
     BEFORE_SPEEDUPS,
-    PREFIX_SPEEDUPS,
     PLUS_SEARCHES,
     PLUS_SETTINGS,
+    PREFIX_SPEEDUPS,
     SPEEDUPS,
     ConfigError,
     RunConfig,
