@@ -63,9 +63,19 @@ def group_summary(folder: Path) -> dict:
     }
 
 
+def paired_or_none(baseline: Path, new: Path, n_boot: int) -> dict | None:
+    """The per-user comparison, or None when a group's runs kept neither
+    test_ranks.npz nor their weights (cells from before the ranks were saved)."""
+    try:
+        return compare(group_metrics("before", baseline), group_metrics("now", new), n_boot, 0)
+    except FileNotFoundError as e:
+        print(f"no paired comparison for {new}: {e}", file=sys.stderr)
+        return None
+
+
 def row(model: str, dataset: str, baseline: Path, new: Path, n_boot: int) -> dict:
     old, now = group_summary(baseline), group_summary(new)
-    paired = compare(group_metrics("before", baseline), group_metrics("now", new), n_boot, 0)
+    paired = paired_or_none(baseline, new, n_boot)
     ratio = now["wall_s"] / old["wall_s"]
     test_ratio = {m: now["test"][m] / old["test"][m] for m in METRICS}
     return {
@@ -79,7 +89,9 @@ def row(model: str, dataset: str, baseline: Path, new: Path, n_boot: int) -> dic
         "baseline_test": {m: round(v, 5) for m, v in old["test"].items()},
         "test": {m: round(v, 5) for m, v in now["test"].items()},
         "test_ratio": {m: round(v, 4) for m, v in test_ratio.items()},
-        "paired": {
+        "paired": None
+        if paired is None
+        else {
             m: {"difference": p["difference"], "ci95": p["ci95"], "relative": p["relative"]}
             for m, p in paired.items()
         },
@@ -87,7 +99,10 @@ def row(model: str, dataset: str, baseline: Path, new: Path, n_boot: int) -> dic
         "runs": now,
         "wall_met": ratio <= WALL_BAR,
         "test_met": all(v >= TEST_BAR for v in test_ratio.values()),
-        "paired_no_loss": all(p["ci95"][1] >= 0 for p in paired.values()),
+        # None: not measurable (the baseline's per-user ranks are gone)
+        "paired_no_loss": None
+        if paired is None
+        else all(p["ci95"][1] >= 0 for p in paired.values()),
     }
 
 
@@ -101,18 +116,21 @@ def markdown(rows: list[dict], cmd: str) -> str:
         "before, and no paired per-user loss beyond the 95 % interval.",
         "",
         "| model | dataset | wall before (s) | wall now (s) | ratio | epochs now (best) "
-        "| HR@5 | HR@20 | NDCG@5 | NDCG@20 | met |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| HR@5 | HR@20 | NDCG@5 | NDCG@20 | wall met | tests met | paired: no loss |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         epochs = ", ".join(
             f"{e} ({b})" for e, b in zip(r["runs"]["epochs_run"], r["runs"]["best_epoch"])
         )
         tests = " | ".join(f"{r['baseline_test'][m]:.4f} → {r['test'][m]:.4f}" for m in METRICS)
-        met = all(r[k] for k in ("wall_met", "test_met", "paired_no_loss"))
+        verdicts = " | ".join(
+            {True: "yes", False: "no", None: "—"}[r[k]]
+            for k in ("wall_met", "test_met", "paired_no_loss")
+        )
         lines.append(
             f"| {r['model']} | {r['dataset']} | {r['baseline_wall_s']:.0f} | {r['wall_s']:.0f} "
-            f"| {r['wall_ratio']:.3f} | {epochs} | {tests} | {'yes' if met else 'no'} |"
+            f"| {r['wall_ratio']:.3f} | {epochs} | {tests} | {verdicts} |"
         )
     lines += [
         "",
@@ -122,11 +140,20 @@ def markdown(rows: list[dict], cmd: str) -> str:
         "|---|---|" + "---|" * len(METRICS),
     ]
     for r in rows:
-        cells = [
-            f"{p['difference']:+.4f} [{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}]"
-            for p in (r["paired"][m] for m in METRICS)
-        ]
+        if r["paired"] is None:
+            cells = ["—"] * len(METRICS)
+        else:
+            cells = [
+                f"{p['difference']:+.4f} [{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}]"
+                for p in (r["paired"][m] for m in METRICS)
+            ]
         lines.append(f"| {r['model']} | {r['dataset']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "— : the baseline cells predate the per-user test ranks (test_ranks.npz) and "
+        "their weights are gone, so the user-paired comparison needs the baseline rerun "
+        "(`elcrec benchmark --preset fast-v1 ...` / `plus-v1`).",
+    ]
     lines += ["", "Devices: " + "; ".join(sorted({d for r in rows for d in r["runs"]["device"]}))]
     return "\n".join(lines) + "\n"
 
