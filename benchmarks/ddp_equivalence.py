@@ -127,6 +127,11 @@ def _worker(
         value /= world
     if rank == 0:
         torch.save({"losses": losses, "grads": grads}, out_path)
+    # DDP's reducer goes before its process group, and no rank leaves while
+    # another still talks to it (otherwise a rank can abort at exit:
+    # "terminate called without an active exception", seen under load)
+    del ddp
+    dist.barrier()
     dist.destroy_process_group()
 
 
@@ -145,6 +150,7 @@ def _evaluate_worker(rank: int, world: int, port: int, out_path: str) -> None:
     np.save(f"{out_path}.{rank}.npy", np.array([sum(scored)]))
     if rank == 0:
         np.save(out_path, ranks)
+    dist.barrier()
     dist.destroy_process_group()
 
 
