@@ -90,16 +90,10 @@ PREFIX_SPEEDUPS = {
     "train.lr_decays": 2,
 }
 # `fast-v1` and `plus-v1` are the two presets as they were before: the
-# options above at their earlier values, so earlier runs repeat bit for bit.
+# options above at their earlier values (BEFORE_SPEEDUPS and
+# BEFORE_PREFIX_SPEEDUPS, below the option classes), so earlier runs repeat
+# bit for bit.
 LEGACY_SUFFIX = "-v1"
-BEFORE_SPEEDUPS = {"train.precision": "fp32", "model.kernels": "torch"}
-BEFORE_PREFIX_SPEEDUPS = {
-    "model.loss": "ce",
-    "model.negative_sampler": "uniform",
-    "model.in_batch_negatives": False,
-    "model.n_negatives": 256,
-    "train.lr_decay_patience": 0,
-}
 
 
 def legacy(preset_name: str | None) -> bool:
@@ -262,6 +256,24 @@ class TrainConfig:
     # False for tuning trials (elcrec tune): the test set is never evaluated, so
     # nothing chosen from these runs can have seen it.
     evaluate_test: bool = True
+
+
+def _defaults(options: dict) -> dict:
+    """The default values of those of ``options`` that change one."""
+    sections = {"model": ModelConfig(), "train": TrainConfig()}
+    out = {}
+    for key, value in options.items():
+        section, name = key.split(".")
+        default = getattr(sections[section], name)
+        if default != value:
+            out[key] = default
+    return out
+
+
+# The speed-ups' options at their earlier values, which are the defaults,
+# but for the full softmax the per-prefix models trained with before.
+BEFORE_SPEEDUPS = _defaults(SPEEDUPS)
+BEFORE_PREFIX_SPEEDUPS = {**_defaults(PREFIX_SPEEDUPS), "model.loss": "ce"}
 
 
 # Options of earlier versions, so that their run folders still load (and
