@@ -8,8 +8,7 @@ paper's Table 2 (one RTX 4090, whole runs).
     python benchmarks/efficiency.py --preset fast --epochs 3
 
 Each (dataset, model) runs in its own process, one after another.  Writes
-benchmarks/results/efficiency.{csv,json,md} (the preset in the name unless it
-is `paper`).
+benchmarks/results/efficiency_probe_<preset>.{csv,json,md}.
 """
 
 from __future__ import annotations
@@ -83,7 +82,8 @@ def main() -> None:
                 }
             )
             print(rows[-1], flush=True)
-    name = "efficiency" if args.preset == "paper" else f"efficiency_{args.preset}"
+    # (efficiency.{csv,md} are the grid runs' own times: benchmarks/table1_fast.py)
+    name = f"efficiency_probe_{args.preset}"
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()

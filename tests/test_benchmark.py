@@ -7,6 +7,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -381,3 +382,78 @@ def test_gpu_grid_script_brings_back_what_interrupted_cells_need(tmp_path):
     runs = members("runs.tgz")
     assert {"gpu.log", "grid1.log", f"{cell}1/test_metrics.json"} <= set(runs)
     assert not [m for m in runs if m.endswith(".pt")]
+
+
+def _fake_cell(grid, model, dataset, seed, ranks, wall_s, epochs, best, to_best):
+    """A grid cell's summary as `elcrec benchmark` keeps it, from hand-made ranks."""
+    from elcrec.evaluate import metrics_from_ranks
+
+    cell = grid / "fast" / dataset / model / f"seed{seed}"
+    cell.mkdir(parents=True)
+    ranks = np.asarray(ranks)
+    result = {
+        "test": metrics_from_ranks(ranks),
+        "seed": seed,
+        "best_epoch": best,
+        "epochs_run": epochs,
+        "wall_s": wall_s,
+        "time_to_best_s": to_best,
+        "device": "cpu",
+    }
+    (cell / "test_metrics.json").write_text(json.dumps(result))
+    n = len(ranks)
+    np.savez(cell / "test_ranks.npz", ranks=ranks, targets=np.arange(n), history=np.arange(n) % 7)
+
+
+def test_table1_fast_orders_pairs_by_their_paired_interval_and_times_from_the_runs(tmp_path):
+    """Hand-made cells: CL4SRec ranks every test item first, SASRec never in the
+    top 20, so CL4SRec is 'ahead' on every metric with a gap of exactly 1 on HR;
+    ICLRec equals CL4SRec user for user ('level', interval [0, 0]); efficiency is
+    wall time over epochs and the mean time to the best epoch."""
+    t1f = script("table1_fast")
+    grid, out = tmp_path / "grid", tmp_path / "out"
+    n = 200
+    for seed in (1, 2):
+        _fake_cell(grid, "SASRec", "beauty", seed, [50] * n, 100.0, 10, 5, 50.0)
+        _fake_cell(grid, "CL4SRec", "beauty", seed, [0] * n, 100.0, 10, 5, 50.0)
+        _fake_cell(grid, "ICLRec", "beauty", seed, [0] * n, 300.0 * seed, 30, 20, 200.0 * seed)
+        _fake_cell(
+            grid, "ELCRec", "beauty", seed, [0] * (n // 2) + [50] * (n // 2), 80.0, 20, 9, 40.0
+        )
+    pairs = {(p["first"], p["second"], p["metric"]): p for p in t1f.paired_rows(grid, 50)}
+    ahead = pairs[("SASRec", "CL4SRec", "HR@20")]
+    assert ahead["difference"] == 1.0 and ahead["verdict"] == "ahead"
+    assert pairs[("CL4SRec", "ICLRec", "NDCG@5")]["ci95"] == [0.0, 0.0]
+    assert pairs[("CL4SRec", "ICLRec", "NDCG@5")]["verdict"] == "level"
+    behind = pairs[("ICLRec", "ELCRec", "HR@5")]
+    assert behind["difference"] == -0.5 and behind["verdict"] == "behind"
+    assert behind["n_seeds"] == [2, 2]
+    # the ablation pairs need cells that are not there: left out, not guessed
+    assert {p[:2] for p in pairs} == {
+        ("SASRec", "CL4SRec"),
+        ("CL4SRec", "ICLRec"),
+        ("ICLRec", "ELCRec"),
+    }
+
+    eff = {r["model"]: r for r in t1f.efficiency(benchmark.collect(grid, "fast"))}
+    assert eff["ICLRec"]["epoch_s"] == 15.0  # (300/30 + 600/30) / 2
+    assert eff["ICLRec"]["time_to_best_s"] == 300.0
+    assert eff["ELCRec"]["epoch_s"] == 4.0 and eff["ELCRec"]["best_epoch"] == 9
+
+    subprocess.run(
+        [sys.executable, str(t1f.__file__), "--grid", str(grid), "--out", str(out), "--boot", "50"],
+        check=True,
+        capture_output=True,
+    )
+    with open(out / "table1_fast.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["model", "dataset", "metric", "mean", "std", "n_seeds", "paper"]
+    hr5 = {r["model"]: r for r in rows if r["metric"] == "HR@5"}
+    assert float(hr5["ELCRec"]["mean"]) == 0.5 and hr5["ELCRec"]["n_seeds"] == "2"
+    assert float(hr5["ELCRec"]["paper"]) == TABLE1["Beauty"]["ELCRec"][METRICS.index("HR@5")]
+    table = (out / "table1_fast.md").read_text()
+    assert "| Beauty | CL4SRec | 2 |" in table and "| + + + + |" in table
+    assert "| Beauty | ELCRec | 2 |" in table and "| − − − − |" in table
+    with open(out / "efficiency.csv") as f:
+        assert [r["model"] for r in csv.DictReader(f)] == ["ICLRec", "ELCRec"]
+    assert "per epoch -73.3 %" in (out / "efficiency.md").read_text()

@@ -232,6 +232,7 @@ def collect(summaries: str | Path, preset_name: str = "paper") -> list[dict]:
                 "best_epoch": result["best_epoch"],
                 "epochs_run": result["epochs_run"],
                 "wall_s": round(result["wall_s"], 1),
+                "time_to_best_s": round(result.get("time_to_best_s", float("nan")), 1),
                 "device": result.get("device", ""),
                 # How users spread over intents (models with intents only).
                 "largest_share": result.get("intents", {}).get("largest_share", ""),

@@ -297,8 +297,7 @@ def cmd_benchmark(args) -> int:
     overrides = {**data, **parse_overrides(args.set)}
     placement = _placement(args)
     if args.results is None:
-        paper = args.preset == "paper"
-        args.results = "benchmarks/results" + ("" if paper else f"/grid_{args.preset}")
+        args.results = f"benchmarks/results/grid_{args.preset}"
     cells = benchmark.grid(args.models, args.datasets, args.seeds)
     work = args.work or default_work() / "grid"
     if not args.tables_only:
@@ -517,8 +516,8 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--results",
-        help="tables folder (default benchmarks/results for the paper preset, "
-        "benchmarks/results/grid_<preset> otherwise, so Table 1 is never overwritten)",
+        help="tables folder (default benchmarks/results/grid_<preset>; the headline "
+        "tables in benchmarks/results are built from the grids by benchmarks/table1_fast.py)",
     )
     p.add_argument(
         "--beyond-results",
