@@ -84,8 +84,10 @@ def test_ranks(run_dir: Path):
     return found["ranks"], found["targets"], found["history"]
 
 
-def group_metrics(label: str, path: Path) -> dict:
-    runs = run_folders(path)
+def group_metrics(label: str, path: Path | list[Path]) -> dict:
+    """A group's per-user metrics, averaged over its runs: a folder's seed<N>
+    runs, or the given list of run folders."""
+    runs = list(path) if isinstance(path, list) else run_folders(path)
     per_seed, targets, history = [], None, None
     for run in runs:
         ranks, run_targets, run_history = test_ranks(run)

@@ -63,19 +63,30 @@ def group_summary(folder: Path) -> dict:
     }
 
 
-def paired_or_none(baseline: Path, new: Path, n_boot: int) -> dict | None:
-    """The per-user comparison, or None when a group's runs kept neither
-    test_ranks.npz nor their weights (cells from before the ranks were saved)."""
-    try:
-        return compare(group_metrics("before", baseline), group_metrics("now", new), n_boot, 0)
-    except FileNotFoundError as e:
-        print(f"no paired comparison for {new}: {e}", file=sys.stderr)
-        return None
+def ranked_runs(folder: Path) -> dict[str, Path]:
+    """The group's runs that kept their per-user test ranks, by seed folder name."""
+    return {r.name: r for r in run_folders(folder) if (r / "test_ranks.npz").exists()}
+
+
+def paired_or_none(baseline: Path, new: Path, n_boot: int) -> tuple[dict | None, list[str]]:
+    """The per-user comparison over the seeds both groups hold ranks for (a
+    baseline cell from before test_ranks.npz existed has none unless rerun),
+    and those seeds; None when they share no seed."""
+    before, now = ranked_runs(baseline), ranked_runs(new)
+    seeds = sorted(before.keys() & now.keys())
+    if not seeds:
+        print(f"no paired comparison for {new}: no seed with ranks on both sides", file=sys.stderr)
+        return None, []
+    groups = (
+        group_metrics(label, [g[s] for s in seeds])
+        for label, g in (("before", before), ("now", now))
+    )
+    return compare(*groups, n_boot, 0), seeds
 
 
 def row(model: str, dataset: str, baseline: Path, new: Path, n_boot: int) -> dict:
     old, now = group_summary(baseline), group_summary(new)
-    paired = paired_or_none(baseline, new, n_boot)
+    paired, paired_seeds = paired_or_none(baseline, new, n_boot)
     ratio = now["wall_s"] / old["wall_s"]
     test_ratio = {m: now["test"][m] / old["test"][m] for m in METRICS}
     return {
@@ -89,6 +100,7 @@ def row(model: str, dataset: str, baseline: Path, new: Path, n_boot: int) -> dic
         "baseline_test": {m: round(v, 5) for m, v in old["test"].items()},
         "test": {m: round(v, 5) for m, v in now["test"].items()},
         "test_ratio": {m: round(v, 4) for m, v in test_ratio.items()},
+        "paired_seeds": paired_seeds,
         "paired": None
         if paired is None
         else {
@@ -136,8 +148,8 @@ def markdown(rows: list[dict], cmd: str) -> str:
         "",
         "Paired per-user differences (now minus before, 95 % bootstrap interval over users):",
         "",
-        "| model | dataset | " + " | ".join(METRICS) + " |",
-        "|---|---|" + "---|" * len(METRICS),
+        "| model | dataset | seeds | " + " | ".join(METRICS) + " |",
+        "|---|---|---|" + "---|" * len(METRICS),
     ]
     for r in rows:
         if r["paired"] is None:
@@ -147,12 +159,13 @@ def markdown(rows: list[dict], cmd: str) -> str:
                 f"{p['difference']:+.4f} [{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}]"
                 for p in (r["paired"][m] for m in METRICS)
             ]
-        lines.append(f"| {r['model']} | {r['dataset']} | " + " | ".join(cells) + " |")
+        seeds = ", ".join(s.removeprefix("seed") for s in r["paired_seeds"]) or "—"
+        lines.append(f"| {r['model']} | {r['dataset']} | {seeds} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "— : the baseline cells predate the per-user test ranks (test_ranks.npz) and "
-        "their weights are gone, so the user-paired comparison needs the baseline rerun "
-        "(`elcrec benchmark --preset fast-v1 ...` / `plus-v1`).",
+        "Seeds: those both sides hold per-user ranks (test_ranks.npz) for; the baseline "
+        "cells predate that file, and a seed of theirs has ranks once rerun (`elcrec "
+        "benchmark --preset fast-v1 ...` / `plus-v1`).  — : no such seed.",
     ]
     lines += ["", "Devices: " + "; ".join(sorted({d for r in rows for d in r["runs"]["device"]}))]
     return "\n".join(lines) + "\n"
