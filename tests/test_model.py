@@ -10,6 +10,7 @@ from elcrec.config import ConfigError, ModelConfig, RunConfig
 from elcrec.models import Batch
 from elcrec.models.elcrec import (
     ELCRec,
+    FrequencyFilter,
     LearnableClusters,
     SASRec,
     SoftmaxCrossEntropy,
@@ -503,3 +504,81 @@ def test_fused_kernels_give_the_same_step_on_per_prefix_batches(loss):
     assert got_grad.keys() == want_grad.keys()
     for name in want_grad:
         assert torch.allclose(got_grad[name], want_grad[name], atol=1e-7), name
+
+
+def _bsarec_filter_reference(x, c, beta2):
+    """BSARec's frequency branch before its dropout and LayerNorm, as its paper
+    writes it: rfft along positions, the frequencies from c // 2 + 1 on zeroed,
+    irfft; the rest of the signal scaled by beta^2."""
+    spectrum = torch.fft.rfft(x, dim=1, norm="ortho")
+    spectrum[:, c // 2 + 1 :, :] = 0
+    low = torch.fft.irfft(spectrum, n=x.shape[1], dim=1, norm="ortho")
+    return low + beta2 * (x - low)
+
+
+@pytest.mark.parametrize("length,c", [(50, 5), (50, 1), (7, 3), (8, 9), (12, 40)])
+def test_frequency_filter_is_the_fft_low_pass_plus_scaled_high_pass(length, c):
+    torch.manual_seed(6)
+    filt = FrequencyFilter(16, c, dropout=0.5, fused=False).eval()
+    x = torch.randn(3, length, 16, dtype=torch.float64)
+    beta2 = filt.sqrt_beta.detach().double() ** 2
+    expected = _bsarec_filter_reference(x, c, beta2)
+    got = filt.low_pass(x.float()).double()
+    got = got + beta2 * (x - got)
+    assert torch.allclose(got, expected, atol=1e-5)
+    # and the whole branch: residual, then LayerNorm (dropout off in eval)
+    out = filt(x.float())
+    assert torch.allclose(out, F.layer_norm(x + expected, (16,), eps=1e-12).float(), atol=1e-4)
+
+
+def test_frequency_filter_on_hand_made_signals():
+    """A constant sequence is all low frequency: it passes unchanged.  The
+    fastest alternation (+1, -1, ...) is all high frequency: it is scaled by
+    beta^2.  c // 2 + 1 frequencies are kept: with c = 5, a period-12 cosine
+    (frequency 4 of length 48) is cut, a period-24 one (frequency 2) kept."""
+    filt = FrequencyFilter(2, 5, dropout=0.0, fused=False)
+    n = 48
+    t = torch.arange(n, dtype=torch.float32)
+    constant = torch.full((1, n, 2), 3.0)
+    alternating = torch.stack([(-1.0) ** t, 2 * (-1.0) ** t], dim=-1)[None]
+    slow, fast = torch.cos(2 * math.pi * 2 * t / n), torch.cos(2 * math.pi * 4 * t / n)
+    with torch.no_grad():
+        assert torch.allclose(filt.low_pass(constant), constant, atol=1e-5)
+        assert torch.allclose(filt.low_pass(alternating), torch.zeros_like(alternating), atol=1e-5)
+        assert torch.allclose(filt.low_pass(slow[None, :, None]), slow[None, :, None], atol=1e-5)
+        assert filt.low_pass(fast[None, :, None]).abs().max() < 1e-5
+
+
+def test_bsarec_encoder_pads_to_t_and_at_alpha_zero_is_sasrec():
+    """Every sequence is left-padded to T inside the encoder, so the output
+    does not depend on the batch's width; last_only gives the last output;
+    with filter_alpha = 0 the blocks are SASRec's (the filter's weights unused)."""
+    torch.manual_seed(7)
+    cfg = ModelConfig(n_layers=2, n_heads=1, encoder="bsarec", filter_c=3, filter_alpha=0.7)
+    enc = SASRec(30, 12, cfg).eval()
+    items = torch.tensor([[0, 0, 5, 7, 9], [1, 2, 3, 4, 5]])
+    wide = torch.cat([torch.zeros(2, 7, dtype=torch.long), items], dim=1)
+    with torch.no_grad():
+        narrow = enc(items)
+        assert narrow.shape == (2, 5, 64)
+        assert torch.allclose(narrow, enc(wide)[:, 7:], atol=1e-6)
+        assert torch.allclose(enc(items, last_only=True)[:, -1], narrow[:, -1], atol=1e-5)
+        # the filter matters at alpha 0.7 ...
+        plain = SASRec(30, 12, ModelConfig(n_layers=2, n_heads=1))
+        plain.load_state_dict(enc.state_dict(), strict=False)
+        assert not torch.allclose(plain.eval()(items)[:, -1], narrow[:, -1], atol=1e-3)
+        # ... and not at all at 0
+        zero = SASRec(
+            30, 12, ModelConfig(n_layers=2, n_heads=1, encoder="bsarec", filter_alpha=0.0)
+        )
+        zero.load_state_dict(enc.state_dict())
+        assert torch.allclose(zero.eval()(items)[:, -1], plain(items)[:, -1], atol=1e-5)
+
+
+def test_bsarec_needs_per_prefix_samples():
+    with pytest.raises(ConfigError, match="prefixes"):
+        RunConfig().replace(**{"model.encoder": "bsarec"})
+    prefixes = {"model.encoder": "bsarec", "train.samples": "prefixes"}
+    RunConfig().replace(**prefixes)
+    with pytest.raises(ConfigError, match="filter_alpha"):
+        RunConfig().replace(**prefixes, **{"model.filter_alpha": 1.5})

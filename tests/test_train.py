@@ -49,7 +49,7 @@ def test_every_registered_model_trains_one_epoch(tiny, tmp_path, name):
     assert RunConfig.load(tmp_path / "run" / "config.json").model.name == name
     rec = Recommender.load(tmp_path / "run")
     assert type(rec.model).__name__ == REGISTRY[name].source.split(":")[1]
-    has_intents = name not in ("SASRec", "SASRec-CE", "CL4SRec")
+    has_intents = name not in ("SASRec", "SASRec-CE", "CL4SRec", "BSARec")
     assert rec.model.uses_intents == has_intents
     if has_intents:  # synthetic data: intents are compared with the planted ones
         assert 0.0 <= result["intents"]["nmi"] <= 1.0

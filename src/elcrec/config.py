@@ -210,6 +210,18 @@ class ModelConfig:
     # position is scored (per-prefix samples, no intents), the last block
     # run for that position alone.  Same model, same loss; other random draws.
     kernels: str = choice("torch", "fused")
+    # The encoder's blocks: SASRec's self-attention, or BSARec's (Shin et al.,
+    # AAAI 2024) self-attention mixed with a frequency filter over positions:
+    # each block's attention output weighted 1 - filter_alpha and, weighted
+    # filter_alpha, the sequence's filter_c // 2 + 1 lowest frequencies plus
+    # its higher ones scaled by a learned beta^2 per channel.  The filter sees
+    # every position (it has no causal mask), so it needs per-prefix samples
+    # (train.samples = prefixes, whose loss sits at the last position only),
+    # and each sequence is left-padded to data.max_len, as BSARec's authors pad
+    # it, so the frequencies do not depend on the batch's width.
+    encoder: str = choice("sasrec", "bsarec")
+    filter_c: int = 5
+    filter_alpha: float = 0.7
 
 
 @dataclass
@@ -366,6 +378,21 @@ class RunConfig:
             raise ConfigError(
                 f"train.valid_users = {self.train.valid_users!r}: expected 0 (all) or a count"
             )
+        if self.model.encoder == "bsarec":
+            if self.train.samples != "prefixes":
+                raise ConfigError(
+                    "model.encoder = bsarec needs train.samples = prefixes: its frequency "
+                    "filter mixes later positions into earlier ones, so a window's "
+                    "per-position targets would leak"
+                )
+            if self.model.pad_approx:
+                raise ConfigError("model.encoder = bsarec cannot go with model.pad_approx")
+            if not isinstance(self.model.filter_c, int) or self.model.filter_c < 1:
+                raise ConfigError(f"model.filter_c = {self.model.filter_c!r}: expected >= 1")
+            if not 0.0 <= self.model.filter_alpha <= 1.0:
+                raise ConfigError(
+                    f"model.filter_alpha = {self.model.filter_alpha}: expected 0 <= alpha <= 1"
+                )
         if self.model.positions == "from_start" and self.model.pad_approx:
             raise ConfigError("model.positions = from_start cannot go with model.pad_approx")
         return self

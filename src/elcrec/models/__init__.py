@@ -63,6 +63,28 @@ REGISTRY: dict[str, ModelEntry] = {
     ),
     # ... and ELCRec+, whose options all come from the `plus` preset
     "ELCRec+": ModelEntry("elcrec:ELCRec", {"model.variant": "full"}, preset="plus"),
+    # BSARec (Shin et al., AAAI 2024): attention mixed with a frequency filter,
+    # full softmax on one sample per training target, under its authors'
+    # published Beauty settings (their run's log: 2 layers, 1 head, dropout
+    # 0.5, c = 5, alpha = 0.7, lr 5e-4, batch 256, patience 10)
+    "BSARec": ModelEntry(
+        "elcrec:ELCRec",
+        {
+            "model.variant": "sasrec",
+            "model.encoder": "bsarec",
+            "model.loss": "ce",
+            "model.n_layers": 2,
+            "model.n_heads": 1,
+            "model.dropout": 0.5,
+            "model.filter_c": 5,
+            "model.filter_alpha": 0.7,
+            "model.positions": "from_end",  # theirs: slots of the left-padded T
+            "train.samples": "prefixes",
+            "train.lr": 5e-4,
+            "train.batch_size": 256,
+            "train.patience": 10,
+        },
+    ),
 }
 DEFAULT_MODEL = "ELCRec"
 

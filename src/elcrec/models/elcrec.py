@@ -46,11 +46,60 @@ def attention(q, k, v, attn_mask, p: float, training: bool, fused: bool) -> torc
     return dropout(scores.softmax(-1), p, training, fused) @ v
 
 
+def low_pass_matrix(length: int, keep: int) -> torch.Tensor:
+    """The (length x length) matrix P with P @ x = irfft of x's rfft along
+    positions with every frequency from ``keep`` on set to zero (norm "ortho"):
+    the low-pass filter is linear, so one small matrix product replaces the two
+    FFTs, in any precision (torch's CPU FFT takes no bfloat16)."""
+    eye = torch.eye(length, dtype=torch.float64)
+    spectrum = torch.fft.rfft(eye, dim=0, norm="ortho")
+    spectrum[keep:] = 0
+    return torch.fft.irfft(spectrum, n=length, dim=0, norm="ortho").float()
+
+
+class FrequencyFilter(nn.Module):
+    """BSARec's inductive-bias branch (Shin et al., AAAI 2024): a sequence's
+    ``c // 2 + 1`` lowest frequencies along positions, plus the rest scaled by
+    a learned beta^2 per channel; then dropout, residual and LayerNorm, as its
+    authors wrote it.  It mixes every position into every other."""
+
+    def __init__(self, hidden: int, c: int, dropout: float, fused: bool):
+        super().__init__()
+        self.keep = c // 2 + 1
+        self.sqrt_beta = nn.Parameter(torch.randn(1, 1, hidden))
+        self.ln = nn.LayerNorm(hidden, eps=1e-12)
+        self.dropout, self.fused = dropout, fused
+        self._low_pass: dict[int, torch.Tensor] = {}
+
+    def low_pass(self, x: torch.Tensor) -> torch.Tensor:
+        length = x.shape[1]
+        if length not in self._low_pass:
+            self._low_pass[length] = low_pass_matrix(length, self.keep)
+        p = self._low_pass[length].to(device=x.device, dtype=x.dtype)
+        return torch.einsum("ij,bjd->bid", p, x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low = self.low_pass(x)
+        y = low + self.sqrt_beta**2 * (x - low)
+        return self.ln(x + dropout(y, self.dropout, self.training, self.fused))
+
+
 class Block(nn.Module):
-    def __init__(self, hidden: int, n_heads: int, dropout: float, fused: bool = False):
+    def __init__(
+        self,
+        hidden: int,
+        n_heads: int,
+        dropout: float,
+        fused: bool = False,
+        frequency: FrequencyFilter | None = None,
+        filter_alpha: float = 0.0,
+    ):
         super().__init__()
         self.fused = fused
         self.n_heads = n_heads
+        # BSARec: the filter's output weighted filter_alpha against attention's
+        self.frequency = frequency
+        self.filter_alpha = filter_alpha
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.attn_out = nn.Linear(hidden, hidden)
         self.ln1 = nn.LayerNorm(hidden, eps=1e-12)
@@ -74,12 +123,16 @@ class Block(nn.Module):
             ke, ve = kv.view(extra.shape[0], n, 2, heads, dh).unbind(2)
             k = torch.cat([ke.transpose(1, 2).expand(b, -1, -1, -1), k], dim=2)
             v = torch.cat([ve.transpose(1, 2).expand(b, -1, -1, -1), v], dim=2)
+        filtered = None if self.frequency is None else self.frequency(x)
         if last_only:
             q, attn_mask, x = q[:, :, -1:], attn_mask[:, :, -1:], x[:, -1:]
+            filtered = None if filtered is None else filtered[:, -1:]
         p, on, fused = self.dropout, self.training, self.fused
         a = attention(q, k, v, attn_mask, p, on, fused)
         a = a.transpose(1, 2).reshape(b, q.shape[2], d)
         x = self.ln1(x + dropout(self.attn_out(a), p, on, fused))
+        if filtered is not None:
+            x = self.filter_alpha * filtered + (1.0 - self.filter_alpha) * x
         h = self.ffn_out(F.gelu(self.ffn_in(x)))
         return self.ln2(x + dropout(h, p, on, fused))
 
@@ -96,8 +149,19 @@ class SASRec(nn.Module):
         self.dropout = cfg.dropout
         self.positions = cfg.positions
         self.fused = cfg.kernels == "fused"
+        self.pad_to_max_len = cfg.encoder == "bsarec"  # the filter's frequencies span T
         self.blocks = nn.ModuleList(
-            Block(cfg.hidden, cfg.n_heads, cfg.dropout, self.fused) for _ in range(cfg.n_layers)
+            Block(
+                cfg.hidden,
+                cfg.n_heads,
+                cfg.dropout,
+                self.fused,
+                frequency=FrequencyFilter(cfg.hidden, cfg.filter_c, cfg.dropout, self.fused)
+                if cfg.encoder == "bsarec"
+                else None,
+                filter_alpha=cfg.filter_alpha,
+            )
+            for _ in range(cfg.n_layers)
         )
         self.apply(self._init)
 
@@ -123,6 +187,9 @@ class SASRec(nn.Module):
         states (one dropout draw shared by the rows); deeper layers, the
         leftmost column's (an approximation).
         """
+        width = items.shape[1]  # the caller's; the outputs keep it
+        if self.pad_to_max_len and width < self.max_len:
+            items = F.pad(items, (self.max_len - width, 0))
         b, length = items.shape
         if self.positions == "from_start":
             # Count from each row's first item (the leading padding's length;
@@ -152,7 +219,7 @@ class SASRec(nn.Module):
             x = block(x, mask, last_only=last, extra=extra)
             if extra is not None and not last:
                 extra = x[:, :1].expand(-1, n_virtual, -1)
-        return x
+        return x[:, -width:]
 
 
 # --------------------------------------------------------------------------- #
