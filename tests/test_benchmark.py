@@ -457,3 +457,20 @@ def test_table1_fast_orders_pairs_by_their_paired_interval_and_times_from_the_ru
     with open(out / "efficiency.csv") as f:
         assert [r["model"] for r in csv.DictReader(f)] == ["ICLRec", "ELCRec"]
     assert "per epoch -73.3 %" in (out / "efficiency.md").read_text()
+
+
+def test_every_committed_cell_s_ranks_give_its_test_metrics():
+    """A grid cell's per-user ranks (test_ranks.npz, which paired comparisons
+    read) reproduce the test metrics its test_metrics.json reports; this holds
+    too for ranks added to an earlier cell from a rerun of it."""
+    from elcrec.evaluate import metrics_from_ranks
+
+    grid = Path(__file__).resolve().parents[1] / "benchmarks" / "grid"
+    cells = sorted(grid.glob("**/seed*/test_ranks.npz"))
+    assert cells, "no committed cell keeps its ranks"
+    for path in cells:
+        with np.load(path) as saved:
+            from_ranks = metrics_from_ranks(saved["ranks"])
+        reported = json.loads((path.parent / "test_metrics.json").read_text())["test"]
+        for m in METRICS:
+            assert from_ranks[m] == pytest.approx(reported[m], abs=1e-9), (path, m)
