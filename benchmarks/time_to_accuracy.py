@@ -25,10 +25,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from attach_reruns import GRID, RERUNS  # noqa: E402
 from common import RESULTS, command, environment, write_results  # noqa: E402
 from paired_runs import METRICS, compare, group_metrics, run_folders  # noqa: E402
 
-GRID = Path(__file__).resolve().parent / "grid"
 # (model, dataset as in table1.csv, grid dataset, the preset before, the preset now)
 ROWS = [
     ("SASRec-CE", "Beauty", "beauty", "fast-v1", "fast"),
@@ -64,29 +64,42 @@ def group_summary(folder: Path) -> dict:
 
 
 def ranked_runs(folder: Path) -> dict[str, Path]:
-    """The group's runs that kept their per-user test ranks, by seed folder name."""
-    return {r.name: r for r in run_folders(folder) if (r / "test_ranks.npz").exists()}
+    """The group's runs with per-user test ranks, by seed folder name: the
+    cell's own, else those of a rerun of it that did not reproduce it exactly
+    (kept by attach_reruns.py under grid/reruns/)."""
+    found = {r.name: r for r in run_folders(folder) if (r / "test_ranks.npz").exists()}
+    try:
+        reruns = GRID / RERUNS / folder.resolve().relative_to(GRID)
+    except ValueError:  # a group outside the grid has no reruns
+        return found
+    for rerun in reruns.glob("seed*/test_ranks.npz"):
+        found.setdefault(rerun.parent.name, rerun.parent)
+    return found
 
 
-def paired_or_none(baseline: Path, new: Path, n_boot: int) -> tuple[dict | None, list[str]]:
+def paired_or_none(
+    baseline: Path, new: Path, n_boot: int
+) -> tuple[dict | None, list[str], list[str]]:
     """The per-user comparison over the seeds both groups hold ranks for (a
     baseline cell from before test_ranks.npz existed has none unless rerun),
-    and those seeds; None when they share no seed."""
+    those seeds, and those whose baseline ranks come from a rerun that did
+    not reproduce the cell exactly; None when they share no seed."""
     before, now = ranked_runs(baseline), ranked_runs(new)
     seeds = sorted(before.keys() & now.keys())
     if not seeds:
         print(f"no paired comparison for {new}: no seed with ranks on both sides", file=sys.stderr)
-        return None, []
+        return None, [], []
     groups = (
         group_metrics(label, [g[s] for s in seeds])
         for label, g in (("before", before), ("now", now))
     )
-    return compare(*groups, n_boot, 0), seeds
+    reran = [s for s in seeds if before[s].resolve().parent != baseline.resolve()]
+    return compare(*groups, n_boot, 0), seeds, reran
 
 
 def row(model: str, dataset: str, baseline: Path, new: Path, n_boot: int) -> dict:
     old, now = group_summary(baseline), group_summary(new)
-    paired, paired_seeds = paired_or_none(baseline, new, n_boot)
+    paired, paired_seeds, rerun_seeds = paired_or_none(baseline, new, n_boot)
     ratio = now["wall_s"] / old["wall_s"]
     test_ratio = {m: now["test"][m] / old["test"][m] for m in METRICS}
     return {
@@ -101,6 +114,7 @@ def row(model: str, dataset: str, baseline: Path, new: Path, n_boot: int) -> dic
         "test": {m: round(v, 5) for m, v in now["test"].items()},
         "test_ratio": {m: round(v, 4) for m, v in test_ratio.items()},
         "paired_seeds": paired_seeds,
+        "paired_seeds_from_reruns": rerun_seeds,
         "paired": None
         if paired is None
         else {
@@ -159,13 +173,22 @@ def markdown(rows: list[dict], cmd: str) -> str:
                 f"{p['difference']:+.4f} [{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}]"
                 for p in (r["paired"][m] for m in METRICS)
             ]
-        seeds = ", ".join(s.removeprefix("seed") for s in r["paired_seeds"]) or "—"
+        seeds = (
+            ", ".join(
+                s.removeprefix("seed") + ("ʳ" if s in r["paired_seeds_from_reruns"] else "")
+                for s in r["paired_seeds"]
+            )
+            or "—"
+        )
         lines.append(f"| {r['model']} | {r['dataset']} | {seeds} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Seeds: those both sides hold per-user ranks (test_ranks.npz) for; the baseline "
         "cells predate that file, and a seed of theirs has ranks once rerun (`elcrec "
-        "benchmark --preset fast-v1 ...` / `plus-v1`).  — : no such seed.",
+        "benchmark --preset fast-v1 ...` / `plus-v1`, then `benchmarks/attach_reruns.py`).  "
+        "ʳ: the rerun did not reproduce the cell to the last digit (another CPU), so the "
+        "pair reads the rerun's ranks (grid/reruns/) while the row above keeps the "
+        "committed cell's numbers.  — : no such seed.",
     ]
     lines += ["", "Devices: " + "; ".join(sorted({d for r in rows for d in r["runs"]["device"]}))]
     return "\n".join(lines) + "\n"

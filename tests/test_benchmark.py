@@ -384,11 +384,11 @@ def test_gpu_grid_script_brings_back_what_interrupted_cells_need(tmp_path):
     assert not [m for m in runs if m.endswith(".pt")]
 
 
-def _fake_cell(grid, model, dataset, seed, ranks, wall_s, epochs, best, to_best):
+def _fake_cell(grid, model, dataset, seed, ranks, wall_s, epochs, best, to_best, preset="fast"):
     """A grid cell's summary as `elcrec benchmark` keeps it, from hand-made ranks."""
     from elcrec.evaluate import metrics_from_ranks
 
-    cell = grid / "fast" / dataset / model / f"seed{seed}"
+    cell = grid / preset / dataset / model / f"seed{seed}"
     cell.mkdir(parents=True)
     ranks = np.asarray(ranks)
     result = {
@@ -403,6 +403,7 @@ def _fake_cell(grid, model, dataset, seed, ranks, wall_s, epochs, best, to_best)
     (cell / "test_metrics.json").write_text(json.dumps(result))
     n = len(ranks)
     np.savez(cell / "test_ranks.npz", ranks=ranks, targets=np.arange(n), history=np.arange(n) % 7)
+    return cell
 
 
 def test_table1_fast_orders_pairs_by_their_paired_interval_and_times_from_the_runs(tmp_path):
@@ -474,3 +475,56 @@ def test_every_committed_cell_s_ranks_give_its_test_metrics():
         reported = json.loads((path.parent / "test_metrics.json").read_text())["test"]
         for m in METRICS:
             assert from_ranks[m] == pytest.approx(reported[m], abs=1e-9), (path, m)
+
+
+def test_reruns_give_their_ranks_to_the_cells_they_reproduce_and_stand_beside_the_others(
+    tmp_path, monkeypatch
+):
+    """attach_reruns.py: a rerun equal to its committed cell to the last digit
+    adds its ranks to the cell; one that drifted is kept under reruns/ and the
+    cell keeps its numbers.  time_to_accuracy.py then pairs every seed with
+    ranks, marking those read from reruns/."""
+    attach, tta = script("attach_reruns"), script("time_to_accuracy")
+    grid, reruns = tmp_path / "grid", tmp_path / "summaries"
+    n = 100
+    same, drifted = [3] * n, [3] * (n - 10) + [40] * 10
+    for seed, rerun_ranks in ((1, same), (2, drifted)):
+        for root in (grid, reruns):
+            ranks = same if root is grid else rerun_ranks
+            cell = _fake_cell(
+                root, "SASRec-CE", "beauty", seed, ranks, 400.0, 9, 5, 250.0, "fast-v1"
+            )
+            benchmark.Cell("SASRec-CE", "beauty", seed).config("fast-v1", {}).save(
+                cell / "config.json"
+            )
+        (grid / "fast-v1" / "beauty" / "SASRec-CE" / f"seed{seed}" / "test_ranks.npz").unlink()
+        _fake_cell(grid, "SASRec-CE", "beauty", seed, [2] * n, 100.0, 6, 4, 60.0)
+    before = json.loads((grid / "fast-v1/beauty/SASRec-CE/seed2/test_metrics.json").read_text())
+
+    done = dict(attach.attach(reruns, grid))
+    assert done["fast-v1/beauty/SASRec-CE/seed1"].startswith("reproduced")
+    assert done["fast-v1/beauty/SASRec-CE/seed2"].startswith("differs")
+    assert (grid / "fast-v1/beauty/SASRec-CE/seed1/test_ranks.npz").exists()
+    assert not (grid / "fast-v1/beauty/SASRec-CE/seed2/test_ranks.npz").exists()
+    kept = grid / "reruns/fast-v1/beauty/SASRec-CE/seed2"
+    assert sorted(p.name for p in kept.iterdir()) == [
+        "config.json",
+        "test_metrics.json",
+        "test_ranks.npz",
+    ]
+    after = json.loads((grid / "fast-v1/beauty/SASRec-CE/seed2/test_metrics.json").read_text())
+    assert after == before
+    # a second pass changes nothing
+    assert dict(attach.attach(reruns, grid))["fast-v1/beauty/SASRec-CE/seed1"].startswith("skipped")
+
+    monkeypatch.setattr(tta, "GRID", grid)
+    old, new = grid / "fast-v1/beauty/SASRec-CE", grid / "fast/beauty/SASRec-CE"
+    r = tta.row("SASRec-CE", "Beauty", old, new, 50)
+    assert r["paired_seeds"] == ["seed1", "seed2"]
+    assert r["paired_seeds_from_reruns"] == ["seed2"]
+    # rank 2 against 3 for 90 % of users and against 40 for the rest (seed 2's
+    # rerun): HR@5 gains 0.1 / 2 averaged over the two seeds
+    assert r["paired"]["HR@5"]["difference"] == pytest.approx(0.05)
+    assert r["baseline_test"]["HR@5"] == 1.0  # the committed cells' own numbers
+    assert r["wall_ratio"] == 0.25 and r["wall_met"]
+    assert "| 1, 2ʳ |" in tta.markdown([r], "cmd")
