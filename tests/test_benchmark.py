@@ -528,3 +528,36 @@ def test_reruns_give_their_ranks_to_the_cells_they_reproduce_and_stand_beside_th
     assert r["baseline_test"]["HR@5"] == 1.0  # the committed cells' own numbers
     assert r["wall_ratio"] == 0.25 and r["wall_met"]
     assert "| 1, 2ʳ |" in tta.markdown([r], "cmd")
+
+
+def test_backbone_table_sets_our_bsarec_against_its_published_beauty_numbers(tmp_path):
+    """Two hand-made BSARec seeds on Beauty, one ranking every test item
+    first and one never in the top 20: HR means 0.5 with std 0.707, each
+    ratio is 0.5 / published, and a Sports seed has no published number."""
+    bb = script("backbone")
+    grid, out = tmp_path / "grid", tmp_path / "out"
+    n = 50
+    _fake_cell(grid, "BSARec", "beauty", 1, [0] * n, 10.0, 5, 3, 6.0)
+    _fake_cell(grid, "BSARec", "beauty", 2, [30] * n, 10.0, 5, 3, 6.0)
+    _fake_cell(grid, "BSARec", "sports", 1, [0] * n, 10.0, 5, 3, 6.0)
+    _fake_cell(grid, "SASRec", "beauty", 1, [0] * n, 10.0, 5, 3, 6.0)  # not in the table
+    subprocess.run(
+        [sys.executable, str(bb.__file__), "--grid", str(grid), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    with open(out / "backbone.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == [
+        "model", "dataset", "metric", "mean", "std", "n_seeds", "published", "ratio"
+    ]  # fmt: skip
+    assert {r["model"] for r in rows} == {"BSARec"}
+    by = {(r["dataset"], r["metric"]): r for r in rows}
+    hr20 = by[("Beauty", "HR@20")]
+    assert float(hr20["mean"]) == 0.5 and hr20["n_seeds"] == "2"
+    assert float(hr20["std"]) == pytest.approx(math.sqrt(0.5), abs=1e-5)
+    assert float(hr20["published"]) == 0.1373
+    assert float(hr20["ratio"]) == pytest.approx(0.5 / 0.1373, abs=1e-4)
+    assert by[("Sports_and_Outdoors", "NDCG@5")]["published"] == ""
+    md = (out / "backbone.md").read_text()
+    assert md.count("| no |") == 4 and md.count("| — | — | — |") == 4

@@ -1,0 +1,94 @@
+"""The frequency-filter encoder reproduced: our BSARec against its published
+numbers.
+
+    elcrec benchmark --preset fast --models BSARec --datasets beauty --seeds 1 2 3
+    python benchmarks/backbone.py
+
+Built from the grid cells benchmarks/grid/fast/<dataset>/BSARec/seed<N>
+(nothing is trained here).  Writes benchmarks/results/backbone.{csv,json,md}:
+one row per dataset and metric with the mean and std over seeds, the
+published number where there is one, and their ratio; the bar is each Beauty
+number within 3 % of the published one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, command, environment, write_results  # noqa: E402
+
+from elcrec.benchmark import collect, table1, write_csv  # noqa: E402
+
+GRID = Path(__file__).resolve().parent / "grid"
+PRESET, MODEL = "fast", "BSARec"
+# BSARec's authors' committed Beauty log (Shin et al., AAAI 2024; repository
+# yehjin-shin/BSARec): test at the best validation epoch.
+PUBLISHED = {"Beauty": {"HR@5": 0.0736, "HR@20": 0.1373, "NDCG@5": 0.0523, "NDCG@20": 0.0703}}
+TOLERANCE = 0.03
+COLUMNS = ("model", "dataset", "metric", "mean", "std", "n_seeds", "published", "ratio")
+
+
+def rows(grid: Path) -> list[dict]:
+    runs = [r for r in collect(grid, PRESET) if r["model"] == MODEL]
+    out = []
+    for r in table1(runs):
+        published = PUBLISHED.get(r["dataset"], {}).get(r["metric"])
+        out.append(
+            {
+                **{k: r[k] for k in COLUMNS[:6]},
+                "published": "" if published is None else published,
+                "ratio": "" if published is None else round(r["mean"] / published, 4),
+            }
+        )
+    return out
+
+
+def within(row: dict) -> bool | None:
+    """Within the tolerance of the published number; None where there is none."""
+    return None if row["ratio"] == "" else abs(row["ratio"] - 1) <= TOLERANCE
+
+
+def markdown(table: list[dict], cmd: str) -> str:
+    lines = [
+        "# Our BSARec against its published numbers (`--preset fast`)",
+        "",
+        f"`{cmd}`",
+        "",
+        f"Test, mean ± std over seeds; published: the authors' Beauty log.  Bar: within "
+        f"{TOLERANCE:.0%} of each published number.",
+        "",
+        "| dataset | metric | seeds | ours | published | ratio | within |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in table:
+        pub = "—" if r["published"] == "" else f"{r['published']:.4f}"
+        ratio = "—" if r["ratio"] == "" else f"{r['ratio']:.3f}"
+        ok = {True: "yes", False: "no", None: "—"}[within(r)]
+        lines.append(
+            f"| {r['dataset']} | {r['metric']} | {r['n_seeds']} | {r['mean']:.4f} ± "
+            f"{r['std']:.4f} | {pub} | {ratio} | {ok} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--grid", type=Path, default=GRID, help="the grid cells' summaries")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    table = rows(args.grid)
+    if not table:
+        raise SystemExit(f"{args.grid / PRESET}/*/{MODEL}: no finished cells")
+    cmd = command()
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(args.out / "backbone.csv", table)
+    payload = {"command": cmd, "environment": environment(), "tolerance": TOLERANCE, "rows": table}
+    write_results("backbone", payload, markdown(table, cmd), args.out)
+    print(markdown(table, cmd))
+
+
+if __name__ == "__main__":
+    main()
