@@ -564,3 +564,25 @@ def test_backbone_table_sets_our_bsarec_against_its_published_beauty_numbers(tmp
     assert by[("Sports_and_Outdoors", "NDCG@5")]["published"] == ""
     md = (out / "backbone.md").read_text()
     assert md.count("| no |") == 4 and md.count("| — | — | — |") == 4
+
+
+def test_grid_throughput_times_every_layout_and_sums_the_processes_running_together(tmp_path):
+    """benchmarks/grid_throughput.py on synthetic data: three layouts (all
+    threads, one thread, one one-thread process per core), each process's
+    epoch time, and throughput as the sum of their epochs per minute."""
+    gt = script("grid_throughput")
+    subprocess.run(
+        [sys.executable, str(gt.__file__), "--model", "SASRec", "--data", "synthetic"]
+        + ["--epochs", "1", "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    result = json.loads((tmp_path / "grid_throughput_SASRec_fast.json").read_text())
+    cores = os.cpu_count()
+    rows = result["rows"]
+    assert [(r["processes"], r["threads"]) for r in rows] == [(1, cores), (1, 1), (cores, 1)]
+    for r in rows:
+        assert len(r["train_epoch_s"]) == r["processes"]
+        assert r["epochs_per_min"] == pytest.approx(sum(60 / s for s in r["train_epoch_s"]), 0.01)
+    assert "| 1 process x 1 thread |" in (tmp_path / "grid_throughput_SASRec_fast.md").read_text()
