@@ -136,15 +136,20 @@ def efficiency_lines(eff: list[dict]) -> list[str]:
         "",
         "## Efficiency: ICLRec and ELCRec in these runs (efficiency.csv)",
         "",
-        "Seconds per epoch: a run's wall time (training and validation) over its epochs.",
+        "Seconds per epoch: a run's wall time (training and validation) over its epochs.  "
+        "On the 2-core CPU the grid's cells run two at a time, one thread each (the layout "
+        "benchmarks/grid_throughput.py measured as the most epochs per minute), so a cell's "
+        "time is that of one core beside another busy one; the device column gives each "
+        "model's cells' threads (and the GPU, for cells run on one).",
         "",
-        "| dataset | model | seeds | s per epoch | best epoch | s to best | paper: whole run (s) |",
-        "|---|---|---|---|---|---|---|",
+        "| dataset | model | seeds | s per epoch | best epoch | s to best | device "
+        "| paper: whole run (s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in eff:
         lines.append(
             f"| {r['dataset']} | {r['model']} | {r['n_seeds']} | {r['epoch_s']} | "
-            f"{r['best_epoch']} | {r['time_to_best_s']} | {r['paper_time_s']} |"
+            f"{r['best_epoch']} | {r['time_to_best_s']} | {r['device']} | {r['paper_time_s']} |"
         )
     lines += ["", "ELCRec against ICLRec (the paper's Table 2: whole runs on a GPU):", ""]
     for dataset in sorted({r["dataset"] for r in eff}):
