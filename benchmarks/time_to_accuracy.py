@@ -186,9 +186,9 @@ def markdown(rows: list[dict], cmd: str) -> str:
         "Seeds: those both sides hold per-user ranks (test_ranks.npz) for; the baseline "
         "cells predate that file, and a seed of theirs has ranks once rerun (`elcrec "
         "benchmark --preset fast-v1 ...` / `plus-v1`, then `benchmarks/attach_reruns.py`).  "
-        "ʳ: the rerun did not reproduce the cell to the last digit (another CPU), so the "
-        "pair reads the rerun's ranks (grid/reruns/) while the row above keeps the "
-        "committed cell's numbers.  — : no such seed.",
+        "ʳ: the rerun did not reproduce the cell to the last digit (another CPU or "
+        "thread count), so the pair reads the rerun's ranks (grid/reruns/) while the row "
+        "above keeps the committed cell's numbers.  — : no such seed.",
     ]
     lines += ["", "Devices: " + "; ".join(sorted({d for r in rows for d in r["runs"]["device"]}))]
     return "\n".join(lines) + "\n"
