@@ -243,6 +243,27 @@ def test_the_search_elcrec_tune_runs_on_own_data_is_the_one_behind_the_plus_pres
     assert best["options"] == PLUS_SETTINGS["beauty"]
 
 
+def _option(cfg: RunConfig, dotted: str):
+    section, key = dotted.split(".")
+    return getattr(getattr(cfg, section), key)
+
+
+@pytest.mark.parametrize(
+    "space", sorted(p.name for p in (ROOT / "benchmarks" / "tune" / "spaces").glob("*.json"))
+)
+def test_every_committed_search_builds_valid_trials(space):
+    # A search file is run hours later, often on a lent machine: a clash with
+    # the search's own budget options or an invalid combination must show here.
+    search = tune.load_search(ROOT / "benchmarks" / "tune" / "spaces" / space)
+    base = preset("fast", "beauty")
+    for i in range(8):
+        options = tune.trial_options(i, 0, search["space"], search["start"])
+        cfg = tune.trial_config(base, options, 4, 2, 1, search["fixed"]).validate()
+        taken = {**search["fixed"], **options}
+        assert {k: _option(cfg, k) for k in taken} == taken
+        assert not cfg.train.evaluate_test
+
+
 @pytest.mark.parametrize("name", ["paper", "fast", "plus"])
 def test_presets_work_on_any_data_and_say_where_their_options_came_from(tmp_path, name):
     import pandas as pd
