@@ -164,7 +164,9 @@ def efficiency_lines(eff: list[dict]) -> list[str]:
 
 def markdown(t1, softmax, ab, pairs, eff, cmd: str) -> str:
     by = {(r["dataset"], r["model"], r["metric"]): r for r in t1}
-    step = {(p["dataset"], p["second"], p["metric"]): p for p in pairs if p["second"] in MAIN}
+    # keyed by both models: ELCRec is the second of three pairs (after ICLRec,
+    # B+ICL and B+ELCM), and each row is read against its own predecessor
+    step = {(p["dataset"], p["first"], p["second"], p["metric"]): p for p in pairs}
     lines = [
         "# Table 1 under equal conditions (`--preset fast`, the paper's BCE loss)",
         "",
@@ -178,6 +180,7 @@ def markdown(t1, softmax, ab, pairs, eff, cmd: str) -> str:
         "|---|---|---|" + "---|" * len(METRICS) + "---|",
     ]
     for dataset in sorted({r["dataset"] for r in t1}):
+        above = None
         for model in MAIN:
             if (dataset, model, METRICS[0]) not in by:
                 continue
@@ -186,9 +189,8 @@ def markdown(t1, softmax, ab, pairs, eff, cmd: str) -> str:
                 r = by[(dataset, model, m)]
                 paper = "" if r["paper"] in ("", None) else f" ({r['paper']:.4f})"
                 cells.append(f"{r['mean']:.4f}{paper}")
-            marks = [step.get((dataset, model, m)) for m in METRICS]
-            sign = {"ahead": "+", "behind": "−", "level": "="}
-            verdicts = "" if None in marks else " ".join(sign[p["verdict"]] for p in marks)
+            verdicts = _marks(step, dataset, above, model)
+            above = model
             n = by[(dataset, model, METRICS[0])]["n_seeds"]
             lines.append(f"| {dataset} | {model} | {n} | " + " | ".join(cells) + f" | {verdicts} |")
     lines += [
@@ -212,16 +214,39 @@ def markdown(t1, softmax, ab, pairs, eff, cmd: str) -> str:
         "",
         "## Ablation: HR@5 + HR@20 + NDCG@5 + NDCG@20 (B = CL4SRec)",
         "",
-        "| dataset | variant | seeds | ours | paper |",
-        "|---|---|---|---|---|",
+        "Paired: the variant against the one it extends, per metric as above "
+        "(B+ICL and B+ELCM against B; ELCRec against each).",
+        "",
+        "| dataset | variant | seeds | ours | paper | paired |",
+        "|---|---|---|---|---|---|",
     ]
     for r in ab:
+        second = ABLATION_ROWS[r["variant"]]
+        firsts = [a for a, b in PAIRS if b == second and a in ABLATION_ROWS.values()]
+        paired = "; ".join(
+            f"vs {_variant(a)}: {_marks(step, r['dataset'], a, second)}"
+            for a in firsts
+            if _marks(step, r["dataset"], a, second)
+        )
         lines.append(
             f"| {r['dataset']} | {r['variant']} | {r['n_seeds']} | "
-            f"{r['sum_mean']:.4f} ± {r['sum_std']:.4f} | {r['paper']} |"
+            f"{r['sum_mean']:.4f} ± {r['sum_std']:.4f} | {r['paper']} | {paired} |"
         )
     lines += efficiency_lines(eff)
     return "\n".join(lines) + "\n"
+
+
+def _marks(step: dict, dataset: str, first: str | None, second: str) -> str:
+    """'+ − = =': ``second`` against ``first`` per metric ('' if not paired)."""
+    marks = [step.get((dataset, first, second, m)) for m in METRICS]
+    if None in marks:
+        return ""
+    sign = {"ahead": "+", "behind": "−", "level": "="}
+    return " ".join(sign[p["verdict"]] for p in marks)
+
+
+def _variant(model: str) -> str:
+    return next(v for v, m in ABLATION_ROWS.items() if m == model)
 
 
 def paired_markdown(pairs: list[dict], cmd: str) -> str:

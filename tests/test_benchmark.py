@@ -422,6 +422,21 @@ def test_table1_fast_orders_pairs_by_their_paired_interval_and_times_from_the_ru
             grid, "ELCRec", "beauty", seed, [0] * (n // 2) + [50] * (n // 2), 80.0, 20, 9, 40.0
         )
     pairs = {(p["first"], p["second"], p["metric"]): p for p in t1f.paired_rows(grid, 50)}
+    # the ablation pairs need cells that are not there: left out, not guessed
+    assert {p[:2] for p in pairs} == {
+        ("SASRec", "CL4SRec"),
+        ("CL4SRec", "ICLRec"),
+        ("ICLRec", "ELCRec"),
+    }
+    # B+ICL as good as B (= CL4SRec), B+ELCM never in the top 20: ELCRec is
+    # then ahead of B+ELCM though behind ICLRec, and each row of the tables
+    # must be read against its own predecessor
+    for seed in (1, 2):
+        _fake_cell(grid, "ELCRec-B+ICL", "beauty", seed, [0] * n, 100.0, 10, 5, 50.0)
+        _fake_cell(grid, "ELCRec-B+ELCM", "beauty", seed, [50] * n, 100.0, 10, 5, 50.0)
+    pairs = {(p["first"], p["second"], p["metric"]): p for p in t1f.paired_rows(grid, 50)}
+    assert pairs[("ELCRec-B+ELCM", "ELCRec", "HR@5")]["verdict"] == "ahead"
+    assert pairs[("CL4SRec", "ELCRec-B+ICL", "HR@5")]["verdict"] == "level"
     ahead = pairs[("SASRec", "CL4SRec", "HR@20")]
     assert ahead["difference"] == 1.0 and ahead["verdict"] == "ahead"
     assert pairs[("CL4SRec", "ICLRec", "NDCG@5")]["ci95"] == [0.0, 0.0]
@@ -429,12 +444,6 @@ def test_table1_fast_orders_pairs_by_their_paired_interval_and_times_from_the_ru
     behind = pairs[("ICLRec", "ELCRec", "HR@5")]
     assert behind["difference"] == -0.5 and behind["verdict"] == "behind"
     assert behind["n_seeds"] == [2, 2]
-    # the ablation pairs need cells that are not there: left out, not guessed
-    assert {p[:2] for p in pairs} == {
-        ("SASRec", "CL4SRec"),
-        ("CL4SRec", "ICLRec"),
-        ("ICLRec", "ELCRec"),
-    }
 
     eff = {r["model"]: r for r in t1f.efficiency(benchmark.collect(grid, "fast"))}
     assert eff["ICLRec"]["epoch_s"] == 15.0  # (300/30 + 600/30) / 2
@@ -455,6 +464,11 @@ def test_table1_fast_orders_pairs_by_their_paired_interval_and_times_from_the_ru
     table = (out / "table1_fast.md").read_text()
     assert "| Beauty | CL4SRec | 2 |" in table and "| + + + + |" in table
     assert "| Beauty | ELCRec | 2 |" in table and "| − − − − |" in table
+    elcrec_row = next(line for line in table.splitlines() if line.startswith("| Beauty | ELCRec |"))
+    assert elcrec_row.endswith("| − − − − |")  # against ICLRec, not B+ELCM
+    ablation = table.split("## Ablation")[1]
+    assert "| vs B: = = = = |" in ablation and "| vs B: − − − − |" in ablation
+    assert "vs B+ICL: − − − −; vs B+ELCM: + + + + |" in ablation
     with open(out / "efficiency.csv") as f:
         assert [r["model"] for r in csv.DictReader(f)] == ["ICLRec", "ELCRec"]
     assert "per epoch -73.3 %" in (out / "efficiency.md").read_text()
