@@ -222,12 +222,12 @@ def markdown(t1, softmax, ab, pairs, eff, cmd: str) -> str:
     ]
     for r in ab:
         second = ABLATION_ROWS[r["variant"]]
-        firsts = [a for a, b in PAIRS if b == second and a in ABLATION_ROWS.values()]
-        paired = "; ".join(
-            f"vs {_variant(a)}: {_marks(step, r['dataset'], a, second)}"
-            for a in firsts
-            if _marks(step, r["dataset"], a, second)
-        )
+        marks = {
+            _variant(a): _marks(step, r["dataset"], a, second)
+            for a, b in PAIRS
+            if b == second and a in ABLATION_ROWS.values()
+        }
+        paired = "; ".join(f"vs {v}: {m}" for v, m in marks.items() if m)
         lines.append(
             f"| {r['dataset']} | {r['variant']} | {r['n_seeds']} | "
             f"{r['sum_mean']:.4f} ± {r['sum_std']:.4f} | {r['paper']} | {paired} |"
