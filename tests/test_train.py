@@ -211,7 +211,7 @@ def test_recommender_round_trip(tiny, tmp_path):
     assert len(incl.items) == 5
 
 
-def test_iclrec_refits_raw_kmeans_centers_every_epoch_and_never_learns_them(tiny, tmp_path):
+def test_iclrec_refits_kmeans_every_epoch_and_contrasts_with_unit_centroids(tiny, tmp_path):
     from elcrec.data import Split, load
     from elcrec.models import build_model
     from elcrec.train import pooled_train_representations
@@ -243,6 +243,27 @@ def test_iclrec_refits_raw_kmeans_centers_every_epoch_and_never_learns_them(tiny
     assert model.clusters.centers.grad is None
     assert torch.equal(model.clusters.centers, centers)
     assert "intent_cl" in out and "cluster" not in out
+    # Its intent contrast: each user goes to the nearest raw centroid, and both
+    # views are pulled toward that centroid's unit vector (its authors' code).
+    from elcrec.models.elcrec import info_nce
+
+    model.eval()  # no dropout: the loss can be recomputed by hand
+    with torch.no_grad():
+        views = torch.cat([items, items])
+        out = model(Batch(items, pos, pos, views))
+        mask = (items > 0).unsqueeze(-1)
+        z = (model.encoder(items) * mask).sum(1) / mask.sum(1)
+        assigned = torch.cdist(z, centers).argmin(dim=1)
+        pooled = torch.cat([z, z])  # the views are the sequences themselves
+
+        def by_hand(prototypes):
+            n, t, c = len(z), model.cfg.temperature, model.cfg.cl_similarity == "cosine"
+            p = prototypes[assigned]
+            return 0.5 * (info_nce(pooled[:n], p, t, c) + info_nce(pooled[n:], p, t, c))
+
+        unit = centers / centers.norm(dim=1, keepdim=True)
+        assert torch.allclose(out["intent_cl"], by_hand(unit), atol=1e-5)
+        assert not torch.allclose(out["intent_cl"], by_hand(centers), atol=1e-3)
 
 
 def test_a_folder_without_its_checkpoint_starts_clean(tiny, tmp_path):

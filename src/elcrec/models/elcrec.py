@@ -580,6 +580,10 @@ class ELCRec(SequentialModel):
         """Where users meet the centers: on the unit sphere."""
         return F.normalize(pooled, dim=-1)
 
+    def intent_prototypes(self) -> torch.Tensor:
+        """The vectors the intent contrast pulls each view toward, one per center."""
+        return self.clusters.centers
+
     def intents(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(nearest center, squared distances to all centers) of each sequence."""
         z = self.cluster_space(self.pool(self.encode(items), items))
@@ -692,7 +696,7 @@ class ELCRec(SequentialModel):
                 if cfg.encoder_passes == 5:  # the authors encode the views again, new dropout
                     hv = self.encode(views)
                 pooled = self.pool(hv, views)
-                c = self.clusters.centers
+                c = self.intent_prototypes()
                 if cfg.intent_positive == "original":
                     pos1 = pos2 = c[assigned]
                 else:

@@ -1,11 +1,14 @@
 """ICLRec (Chen et al., WWW 2022), the method ELCRec replaces: the same
 encoder and contrasts, but its intents are k-means centroids re-fitted over
 every user before every epoch and held fixed in between (no cluster loss, no
-fusion, centers neither learned nor normalised)."""
+fusion, centers never learned).  As its authors' code does, a user is assigned
+to the nearest raw centroid, and the intent contrast pulls the views toward
+that centroid's unit vector."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from elcrec.config import ModelConfig
 from elcrec.models.base import EncodeUsers
@@ -41,6 +44,12 @@ class ICLRec(ELCRec):
 
     def cluster_space(self, pooled: torch.Tensor) -> torch.Tensor:
         return pooled  # raw k-means centroids live where the pooled vectors are
+
+    def intent_prototypes(self) -> torch.Tensor:
+        # Its authors' KMeans.train L2-normalises the centroids it hands to the
+        # contrast (the search index keeps the raw ones for the assignment):
+        # at temperature 1 a raw centroid's dot products scale with its norm.
+        return F.normalize(self.clusters.centers, dim=1)
 
     def _fuse(self, h: torch.Tensor, items: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return h
