@@ -46,7 +46,8 @@ PAIRS = (
     (ABLATION_ROWS["B+ICL"], ABLATION_ROWS["ELCRec"]),
     (ABLATION_ROWS["B+ELCM"], ABLATION_ROWS["ELCRec"]),
 )
-PAIRED_DATASETS = ("beauty", "toys")
+# Sports and Yelp have one seed: their intervals are over test users only.
+PAIRED_DATASETS = ("beauty", "toys", "sports", "yelp")
 EFFICIENCY_MODELS = ("ICLRec", "ELCRec")
 T1_COLUMNS = ("model", "dataset", "metric", "mean", "std", "n_seeds", "paper")
 
