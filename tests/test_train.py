@@ -1,5 +1,6 @@
 """Training smoke tests, run folders, resuming and determinism."""
 
+import importlib
 import json
 import os
 import signal
@@ -413,3 +414,26 @@ def test_learning_rate_decays_on_plateaus_then_stops_and_resumes_with_it(tiny, t
     assert len(pieces) == len(records)
     for a, b in zip(records, pieces):
         assert a == pytest.approx(b, rel=1e-4)
+
+
+def test_auto_precision_takes_bf16_only_where_the_processor_has_it(
+    tiny, tmp_path, monkeypatch, capsys
+):
+    """bf16 without bf16 units is emulated (about 11x slower per step on an
+    AVX2 CPU), so `auto` (the fast and plus presets') runs those in fp32."""
+    train_mod = importlib.import_module("elcrec.train")  # (the package's `train` is the function)
+
+    cpu = torch.device("cpu")
+    for native, auto in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(train_mod, "native_bf16", lambda device, n=native: n)
+        assert train_mod.resolve_precision("auto", cpu) == auto
+        assert train_mod.resolve_precision("fp32", cpu) == "fp32"
+        assert train_mod.resolve_precision("bf16", cpu) == "bf16"  # asked for: kept
+        warned = "emulated" in capsys.readouterr().err
+        assert warned is not native  # ... with a warning where it is slow
+    # the run records what it took; the config keeps what was asked
+    cfg = tiny().replace(**{"train.epochs": 1, "train.precision": "auto"})
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert result["precision"] == "fp32"
+    assert RunConfig.load(tmp_path / "run" / "config.json").train.precision == "auto"
+    assert train_mod.native_bf16(cpu) in (True, False)  # the real check runs here

@@ -152,7 +152,7 @@ def test_fast_and_plus_train_with_the_speedups_and_their_v1_as_before():
     # step is faster), under fast-v1 their step as before
     bce = configure(preset("fast", "beauty"), "ELCRec", "fast")
     assert bce.train.lr_decay_patience == 0 and bce.model.loss == "bce"
-    assert bce.model.kernels == "fused" and bce.train.precision == "bf16"
+    assert bce.model.kernels == "fused" and bce.train.precision == "auto"
     bce = configure(preset("fast-v1", "beauty"), "ELCRec", "fast-v1")
     assert bce.model.loss == "bce" and bce.model.kernels == "torch"
 

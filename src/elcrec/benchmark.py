@@ -223,6 +223,11 @@ def collect(summaries: str | Path, preset_name: str = "paper") -> list[dict]:
     for path in sorted(Path(summaries, preset_name).glob("*/*/seed*/test_metrics.json")):
         result = json.loads(path.read_text())
         dataset, model = path.parts[-4], path.parts[-3]
+        # What the step ran in: recorded since train.precision = auto; before
+        # it, the config's value is what ran.
+        config = path.with_name("config.json")
+        asked = json.loads(config.read_text())["train"]["precision"] if config.exists() else ""
+        precision = result.get("precision", asked)
         rows.append(
             {
                 "model": model,
@@ -234,6 +239,7 @@ def collect(summaries: str | Path, preset_name: str = "paper") -> list[dict]:
                 "wall_s": round(result["wall_s"], 1),
                 "time_to_best_s": round(result.get("time_to_best_s", float("nan")), 1),
                 "device": result.get("device", ""),
+                "precision": precision,
                 # How users spread over intents (models with intents only).
                 "largest_share": result.get("intents", {}).get("largest_share", ""),
                 "effective_intents": result.get("intents", {}).get("effective_intents", ""),

@@ -43,6 +43,32 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether the device has bfloat16 units (else torch emulates them, slowly)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    # (private, but the one place torch says it; absent: assume not)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def resolve_precision(asked: str, device: torch.device) -> str:
+    """train.precision as the step will run: ``auto`` becomes bf16 where the
+    device has bf16 units, else fp32; an explicit bf16 without them is kept,
+    with a warning, since it changes nothing but the time."""
+    native = native_bf16(device)
+    if asked == "auto":
+        return "bf16" if native else "fp32"
+    if asked == "bf16" and not native:
+        print(
+            f"warning: train.precision = bf16 on a {device.type} without bfloat16 units: "
+            "emulated, about 11x slower per step than fp32 (train.precision = auto "
+            "picks fp32 here)",
+            file=sys.stderr,
+        )
+    return asked
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -155,6 +181,7 @@ class Run:
         if self.device.type == "cuda" and cfg.train.deterministic:
             # cuBLAS is deterministic only with a fixed workspace (set before its first use).
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        self.precision = resolve_precision(cfg.train.precision, self.device)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         if cfg.train.deterministic:
@@ -282,7 +309,7 @@ class Run:
     def train_epoch(self, epoch: int, progress: bool) -> dict[str, float]:
         """One pass over the training samples; the mean of each loss term."""
         self.model.train()
-        bf16 = self.cfg.train.precision == "bf16"
+        bf16 = self.precision == "bf16"
         sums: dict[str, float] = {}
         order = self.sample_order(epoch)
         # A bar per batch on a terminal only (it clears itself, leaving the
@@ -407,6 +434,7 @@ class Run:
             "history_mask": cfg.train.history_mask,
             "seed": cfg.train.seed,
             "device": describe_device(self.device),
+            "precision": self.precision,  # (train.precision = auto, resolved)
         }
         if model.uses_intents:
             result["intents"] = intent_quality(model, self.split.data, self.device)
