@@ -600,3 +600,21 @@ def test_grid_throughput_times_every_layout_and_sums_the_processes_running_toget
         assert len(r["train_epoch_s"]) == r["processes"]
         assert r["epochs_per_min"] == pytest.approx(sum(60 / s for s in r["train_epoch_s"]), 0.01)
     assert "| 1 process x 1 thread |" in (tmp_path / "grid_throughput_SASRec_fast.md").read_text()
+
+
+def test_collect_says_what_precision_each_cell_ran_in(tmp_path):
+    """Recorded by the run since train.precision = auto; before it, the config's
+    value; configs older than the option ran in fp32; no config: unknown."""
+    from elcrec import benchmark
+
+    cells = {
+        seed: _fake_cell(tmp_path, "SASRec", "beauty", seed, [1, 2], 1.0, 1, 0, 1.0)
+        for seed in (1, 2, 3, 4)
+    }
+    result = json.loads((cells[1] / "test_metrics.json").read_text())
+    (cells[1] / "test_metrics.json").write_text(json.dumps({**result, "precision": "fp32"}))
+    (cells[1] / "config.json").write_text(json.dumps({"train": {"precision": "auto"}}))
+    (cells[2] / "config.json").write_text(json.dumps({"train": {"precision": "bf16"}}))
+    (cells[3] / "config.json").write_text(json.dumps({"train": {"seed": 3}}))
+    got = {r["seed"]: r["precision"] for r in benchmark.collect(tmp_path, "fast")}
+    assert got == {1: "fp32", 2: "bf16", 3: "fp32", 4: ""}

@@ -224,9 +224,10 @@ def collect(summaries: str | Path, preset_name: str = "paper") -> list[dict]:
         result = json.loads(path.read_text())
         dataset, model = path.parts[-4], path.parts[-3]
         # What the step ran in: recorded since train.precision = auto; before
-        # it, the config's value is what ran.
+        # it, the config's value is what ran (fp32 in configs older than the option).
         config = path.with_name("config.json")
-        asked = json.loads(config.read_text())["train"]["precision"] if config.exists() else ""
+        train = json.loads(config.read_text())["train"] if config.exists() else {}
+        asked = train.get("precision", "fp32") if config.exists() else ""
         precision = result.get("precision", asked)
         rows.append(
             {
