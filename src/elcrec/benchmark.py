@@ -226,8 +226,11 @@ def collect(summaries: str | Path, preset_name: str = "paper") -> list[dict]:
         # What the step ran in: recorded since train.precision = auto; before
         # it, the config's value is what ran (fp32 in configs older than the option).
         config = path.with_name("config.json")
-        train = json.loads(config.read_text())["train"] if config.exists() else {}
-        asked = train.get("precision", "fp32") if config.exists() else ""
+        asked = (
+            json.loads(config.read_text())["train"].get("precision", "fp32")
+            if config.exists()
+            else ""
+        )
         precision = result.get("precision", asked)
         rows.append(
             {
