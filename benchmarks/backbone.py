@@ -35,8 +35,7 @@ def cells(grid: Path) -> list[dict]:
     return [r for r in collect(grid, PRESET) if r["model"] == MODEL]
 
 
-def rows(grid: Path) -> list[dict]:
-    runs = cells(grid)
+def rows(runs: list[dict]) -> list[dict]:
     out = []
     for r in table1(runs):
         published = PUBLISHED.get(r["dataset"], {}).get(r["metric"])
@@ -98,7 +97,8 @@ def main() -> None:
     ap.add_argument("--grid", type=Path, default=GRID, help="the grid cells' summaries")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
-    table, runs = rows(args.grid), cells(args.grid)
+    runs = cells(args.grid)
+    table = rows(runs)
     if not table:
         raise SystemExit(f"{args.grid / PRESET}/*/{MODEL}: no finished cells")
     cmd = command()
