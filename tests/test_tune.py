@@ -157,6 +157,29 @@ def test_fast_and_plus_train_with_the_speedups_and_their_v1_as_before():
     assert bce.model.loss == "bce" and bce.model.kernels == "torch"
 
 
+def test_bsarec_takes_each_benchmarks_own_settings_and_beautys_elsewhere():
+    """The registry's per-dataset options: BSARec's alpha, c, heads and rate
+    change with the benchmark; a user's file gets the Beauty settings."""
+    got = {
+        data: configure(preset("fast", data), "BSARec", "fast")
+        for data in ("beauty", "sports", "toys", "yelp", "my_log.csv")
+    }
+    settings = {
+        data: (c.model.filter_alpha, c.model.filter_c, c.model.n_heads, c.train.lr)
+        for data, c in got.items()
+    }
+    assert settings == {
+        "beauty": (0.7, 5, 1, 5e-4),
+        "sports": (0.3, 5, 4, 1e-3),
+        "toys": (0.7, 3, 1, 1e-3),
+        "yelp": (0.7, 3, 4, 1e-3),
+        "my_log.csv": (0.7, 5, 1, 5e-4),
+    }
+    for c in got.values():  # what every dataset shares
+        assert (c.model.encoder, c.model.n_layers, c.model.dropout) == ("bsarec", 2, 0.5)
+        assert (c.train.batch_size, c.train.patience) == (256, 10)
+
+
 def test_the_committed_v1_cells_are_what_the_v1_presets_run():
     """Every cell under benchmarks/grid/{fast,plus}-v1 has the config its
     preset gives now (so `elcrec benchmark --preset fast-v1` repeats them);
