@@ -91,6 +91,56 @@ def test_intents_export_matches_the_model(trained, tmp_path, capsys):
     for row in intents.itertuples():
         assert row.users == sizes.get(row.intent, 0)
 
+    assert (intents["source"] == "learned").all()
+
+
+def test_intents_fitted_after_training_for_an_encoder_that_learned_none(tiny, tmp_path, capsys):
+    """BSARec alone (no learned centers): `elcrec intents` fits k-means to its
+    trained users, on the unit sphere where learned centers would live; the
+    groups find the synthetic data's planted intents."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from elcrec import Recommender, train
+    from elcrec.evaluate import fit_intents, nearest_intents, nmi
+    from elcrec.models import configure
+
+    cfg = configure(tiny(), "BSARec").replace(**{"train.epochs": 4, "train.batch_size": 64})
+    train(cfg, tmp_path / "run", progress=False)
+    rec = Recommender.load(tmp_path / "run")
+    assert not rec.model.uses_intents
+    with pytest.raises(ValueError, match="elcrec intents RUN --k"):
+        rec.intent([1, 2, 3])
+    assert main(["intents", str(tmp_path / "run"), "--out", str(tmp_path / "a")]) == 0
+    assert "(kmeans)" in capsys.readouterr().out
+    intents = pd.read_csv(tmp_path / "a" / "intents.csv")
+    assert len(intents) == cfg.model.n_clusters and (intents["source"] == "kmeans").all()
+    # the export is the nearest of the fitted centers (same seed, same centers)
+    k = 4
+    users, table = rec.export_intents(tmp_path / "b", k=k, seed=3)
+    centers = fit_intents(rec.model, rec.data, k, seed=3)
+    torch.testing.assert_close(centers.norm(dim=1), torch.ones(k))
+    ids, dists, _ = nearest_intents(rec.model, rec.data, top=3, centers=centers)
+    np.testing.assert_array_equal(users["intent"], ids[:, 0])
+    np.testing.assert_allclose(users["sq_distance_1"], dists[:, 0], rtol=1e-6)
+    assert ((dists >= -1e-5) & (dists <= 4 + 1e-5)).all()  # unit vectors: 2 - 2 cos
+    assert table["users"].sum() == len(users) and len(table) == k
+    planted = rec.data.planted_intents
+    random = np.random.default_rng(0).integers(0, k, len(planted))
+    assert nmi(planted, users["intent"].to_numpy()) > nmi(planted, random) + 0.1
+    with pytest.raises(Exception, match="exceeds the 300 users"):
+        fit_intents(rec.model, rec.data, 301)
+
+
+def test_intents_k_on_a_model_with_learned_ones_fits_instead(trained, tmp_path, capsys):
+    import pandas as pd
+
+    assert main(["intents", str(trained), "--out", str(tmp_path), "--k", "3"]) == 0
+    assert "of 3 intents (kmeans)" in capsys.readouterr().out
+    intents = pd.read_csv(tmp_path / "intents.csv")
+    assert len(intents) == 3 and (intents["source"] == "kmeans").all()
+
 
 def test_typical_items_against_a_counting_loop():
     import numpy as np

@@ -379,10 +379,13 @@ def cmd_tune(args) -> int:
 def cmd_intents(args) -> int:
     rec = Recommender.load(args.run)
     out = Path(args.out or Path(args.run) / "intents")
-    users, intents = rec.export_intents(out, with_repr=args.with_repr, top_items=args.top_items)
+    users, intents = rec.export_intents(
+        out, with_repr=args.with_repr, top_items=args.top_items, k=args.k, seed=args.seed
+    )
     used = int((intents["users"] > 0).sum())
+    source = intents["source"].iloc[0]
     print(
-        f"{len(users)} users in {used} of {len(intents)} intents; "
+        f"{len(users)} users in {used} of {len(intents)} intents ({source}); "
         f"wrote {out}/users.{{parquet,csv}} and {out}/intents.{{parquet,csv}}"
     )
     return 0
@@ -578,6 +581,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default <run>/intents)")
     p.add_argument("--with-repr", action="store_true", help="add the pooled representations")
     p.add_argument("--top-items", type=int, default=10, help="typical items listed per intent")
+    p.add_argument(
+        "--k",
+        type=int,
+        help="fit K intents to the trained users by k-means instead of the learned "
+        "ones (a model that learned none: default model.n_clusters)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="k-means seed (with --k)")
 
     p = sub.add_parser("report", help="one self-contained HTML page: metrics, curves, intents")
     p.add_argument("run")

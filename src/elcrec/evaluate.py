@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from elcrec import distributed
 from elcrec.data import Interactions, pad_left, right_aligned
-from elcrec.models.elcrec import LearnableClusters
+from elcrec.models.elcrec import LearnableClusters, kmeans_centers
 
 KS = (5, 10, 20)
 
@@ -154,6 +155,23 @@ def nmi(labels_true, labels_pred) -> float:
 # --------------------------------------------------------------------------- #
 # Intents
 # --------------------------------------------------------------------------- #
+def _pooled_users(model, interactions: Interactions, device, batch_size: int = 2048):
+    """(rows, pooled representation) of every user's full sequence (the test
+    input: all but the last item), a batch at a time, in eval mode."""
+    was_training = model.training
+    model.eval()
+    n = interactions.n_users
+    starts, ends = interactions.offsets[:-1], interactions.offsets[1:] - 1
+    try:
+        for i in range(0, n, batch_size):
+            sl = slice(i, min(i + batch_size, n))
+            items = right_aligned(interactions.flat, starts[sl], ends[sl], model.max_len)
+            items = torch.from_numpy(pad_left(items, model.width_for(items.shape[1]))).to(device)
+            yield sl, model.pool(model.encode(items), items)
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def nearest_intents(
     model,
@@ -161,33 +179,42 @@ def nearest_intents(
     device="cpu",
     top: int = 3,
     with_repr: bool = False,
-    batch_size: int = 2048,
+    centers: torch.Tensor | None = None,
 ):
-    """For every user's full sequence (the test input: all but the last item):
-    the ``top`` nearest centers, their squared distances, and optionally the
-    pooled representation that was clustered.  Returns (ids, distances, reprs)."""
-    was_training = model.training
-    model.eval()
+    """For every user's full sequence: the ``top`` nearest centers (the
+    model's learned ones unless ``centers`` is given), their squared distances,
+    and optionally the pooled representation that was clustered.  Returns
+    (ids, distances, reprs)."""
+    centers = model.clusters.centers if centers is None else centers.to(device)
     n = interactions.n_users
-    starts, ends = interactions.offsets[:-1], interactions.offsets[1:] - 1
-    top = min(top, model.cfg.n_clusters)
+    top = min(top, len(centers))
     ids = np.empty((n, top), dtype=np.int64)
     dists = np.empty((n, top), dtype=np.float32)
     reprs = None
-    for i in range(0, n, batch_size):
-        sl = slice(i, min(i + batch_size, n))
-        items = right_aligned(interactions.flat, starts[sl], ends[sl], model.max_len)
-        items = torch.from_numpy(pad_left(items, model.width_for(items.shape[1]))).to(device)
-        pooled = model.pool(model.encode(items), items)
-        d = LearnableClusters.sq_distances(model.cluster_space(pooled), model.clusters.centers)
+    for sl, pooled in _pooled_users(model, interactions, device):
+        d = LearnableClusters.sq_distances(model.cluster_space(pooled), centers)
         nearest = torch.topk(d, top, dim=1, largest=False)
         ids[sl], dists[sl] = nearest.indices.cpu().numpy(), nearest.values.cpu().numpy()
         if with_repr:
             if reprs is None:
                 reprs = np.empty((n, pooled.shape[1]), dtype=np.float32)
             reprs[sl] = pooled.cpu().numpy()
-    model.train(was_training)
     return ids, dists, reprs
+
+
+@torch.no_grad()
+def fit_intents(model, interactions: Interactions, k: int, seed: int = 0, device="cpu"):
+    """Intents found after training, for a model that learned none (or to set
+    beside its learned ones): k-means (faiss) over every user's representation
+    in the space the learned centers live in (the unit sphere), the centroids
+    projected back onto it.  Returns (k, d) centers."""
+    z = torch.cat(
+        [
+            model.cluster_space(pooled).cpu()
+            for _, pooled in _pooled_users(model, interactions, device)
+        ]
+    )
+    return F.normalize(kmeans_centers(z.numpy(), k, seed), dim=1)
 
 
 def assign_intents(model, interactions: Interactions, device="cpu") -> np.ndarray:

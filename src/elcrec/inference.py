@@ -20,7 +20,7 @@ from elcrec._io import atomic_write
 from elcrec._version import __version__
 from elcrec.config import RunConfig
 from elcrec.data import Interactions, id_list, pad_left, right_aligned
-from elcrec.evaluate import nearest_intents
+from elcrec.evaluate import fit_intents, nearest_intents
 from elcrec.models import SequentialModel, build_model
 from elcrec.runs import RunFolder
 
@@ -287,7 +287,10 @@ class Recommender:
     def intent(self, items: list, top: int = 3) -> dict:
         """Nearest intents of a sequence of original item ids (oldest first)."""
         if not self.model.uses_intents:
-            raise ValueError("this run's model has no intents (variant sasrec or backbone)")
+            raise ValueError(
+                "this run's model has no intents (variant sasrec or backbone); "
+                "`elcrec intents RUN --k K` fits some to its users for inspection"
+            )
         ids = [self._lookup_item(item) for item in items]
         known = np.array([i for i in ids if i is not None], dtype=np.int64)
         matrix = right_aligned(known, np.array([0]), np.array([len(known)]), self.model.max_len)
@@ -303,16 +306,32 @@ class Recommender:
             "unknown_items": [item for item, i in zip(items, ids) if i is None],
         }
 
-    def export_intents(self, out_dir: str | Path, with_repr: bool = False, top_items: int = 10):
+    def export_intents(
+        self,
+        out_dir: str | Path,
+        with_repr: bool = False,
+        top_items: int = 10,
+        k: int | None = None,
+        seed: int = 0,
+    ):
         """users.{parquet,csv}: each user's intent, the 3 nearest centers and
         their squared distances (and the pooled representation if asked);
         intents.{parquet,csv}: each intent's size and most typical items.
-        All ids are the user's own.  Returns the two tables."""
+        All ids are the user's own.  Returns the two tables.
+
+        The intents are the model's learned centers, or, with ``k`` (and for
+        a model that learned none), ``k`` centers fitted to the trained users
+        by k-means: an encoder alone still groups its users for inspection.
+        The intents table's ``source`` column says which."""
         import pandas as pd
 
-        if not self.model.uses_intents:
-            raise ValueError("this run's model has no intents (variant sasrec or backbone)")
-        ids, dists, reprs = nearest_intents(self.model, self.data, self.device, 3, with_repr)
+        centers, source = None, "learned"
+        if k is not None or not self.model.uses_intents:
+            k = k or self.cfg.model.n_clusters
+            centers, source = fit_intents(self.model, self.data, k, seed, self.device), "kmeans"
+        ids, dists, reprs = nearest_intents(
+            self.model, self.data, self.device, 3, with_repr, centers
+        )
         users = pd.DataFrame({"user": list(self.data.user_ids), "length": self.data.lengths})
         users["intent"] = ids[:, 0]
         for r in range(ids.shape[1]):
@@ -321,7 +340,7 @@ class Recommender:
         if reprs is not None:
             for c in range(reprs.shape[1]):
                 users[f"repr_{c}"] = reprs[:, c]
-        k = self.cfg.model.n_clusters
+        k = self.cfg.model.n_clusters if centers is None else len(centers)
         sizes = np.bincount(ids[:, 0], minlength=k)
         typical = typical_items(ids[:, 0], self.data, k, top_items)
         intents = pd.DataFrame(
@@ -333,6 +352,7 @@ class Recommender:
                     " ".join(str(self.data.item_ids[i - 1]) for i, _, _ in t) for t in typical
                 ],
                 "typical_item_counts": [" ".join(str(c) for _, c, _ in t) for t in typical],
+                "source": source,
             }
         )
         out_dir = Path(out_dir)
