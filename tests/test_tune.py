@@ -287,6 +287,36 @@ def test_every_committed_search_builds_valid_trials(space):
         assert not cfg.train.evaluate_test
 
 
+def _flat(cfg: RunConfig) -> dict:
+    return {
+        f"{s}.{k}": v for s in ("data", "model", "train") for k, v in vars(getattr(cfg, s)).items()
+    }
+
+
+def test_bsarec_alone_is_the_intent_searchs_encoder_under_its_budget():
+    """The reference a BSARec intent trial must beat differs from every trial
+    only in the intent options, and is the registry's BSARec (the one that
+    reproduced its paper) but for the search's budget."""
+    spaces, base = ROOT / "benchmarks" / "tune" / "spaces", preset("fast", "beauty")
+
+    def trials(name, n):
+        search = tune.load_search(spaces / name)
+        for i in range(n):
+            options = tune.trial_options(i, 0, search["space"], search["start"])
+            yield search, _flat(tune.trial_config(base, options, 16, 3, 1, search["fixed"]))
+
+    ((_, alone),) = trials("bsarec_alone.json", 1)
+    for search, trial in trials("bsarec_intents.json", 6):
+        differ = {k for k in alone if alone[k] != trial[k]}
+        assert {"model.name", "model.variant"} <= differ
+        assert differ <= set(search["space"]) | {"model.name", "model.variant"}
+    reproduced = _flat(configure(base, "BSARec"))
+    differ = {k for k in alone if alone[k] != reproduced[k]}
+    budget = {"train.epochs", "train.patience", "train.evaluate_test"}
+    unread = {"model.cl_similarity", "model.n_negatives"}  # no contrast; full softmax
+    assert budget <= differ <= budget | unread
+
+
 @pytest.mark.parametrize("name", ["paper", "fast", "plus"])
 def test_presets_work_on_any_data_and_say_where_their_options_came_from(tmp_path, name):
     import pandas as pd
