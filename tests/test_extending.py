@@ -67,3 +67,7 @@ def test_a_new_model_is_one_file_and_one_registry_line(tmp_path):
     rec = elcrec(["recommend", run, "--items", "1", "2", "3", "--k", "5"], tmp_path, PYTHONPATH=src)
     assert rec.returncode == 0, rec.stderr
     assert len(json.loads(rec.stdout)["items"]) == 5
+    # ... and fit intents to its users (its representation: the query vector)
+    intents = elcrec(["intents", run, "--k", "3"], tmp_path, PYTHONPATH=src)
+    assert intents.returncode == 0, intents.stderr
+    assert "300 users in 3 of 3 intents (kmeans)" in intents.stdout

@@ -167,7 +167,7 @@ def _pooled_users(model, interactions: Interactions, device, batch_size: int = 2
             sl = slice(i, min(i + batch_size, n))
             items = right_aligned(interactions.flat, starts[sl], ends[sl], model.max_len)
             items = torch.from_numpy(pad_left(items, model.width_for(items.shape[1]))).to(device)
-            yield sl, model.pool(model.encode(items), items)
+            yield sl, model.representation(items)
     finally:
         model.train(was_training)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -75,6 +76,15 @@ class SequentialModel(nn.Module):
     def width_for(self, natural: int) -> int:
         """Batch width to encode a batch whose longest sequence has ``natural`` items."""
         return max(natural, 1)
+
+    def representation(self, items: torch.Tensor) -> torch.Tensor:
+        """One vector per sequence: what intents cluster (the hooks' k-means,
+        ``elcrec intents``); by default the query vector."""
+        return self.user_vectors(items)
+
+    def cluster_space(self, z: torch.Tensor) -> torch.Tensor:
+        """Where representations meet intent centers: by default the unit sphere."""
+        return F.normalize(z, dim=-1)
 
     def on_train_start(self, encode_users: EncodeUsers, seed: int) -> None:
         """Called once before the first epoch of a fresh run (not on resume)."""

@@ -569,6 +569,9 @@ class ELCRec(SequentialModel):
         count = (items > 0).sum(dim=1, keepdim=True).clamp(min=1)
         return h.sum(dim=1) / count
 
+    def representation(self, items: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.encode(items), items)
+
     def user_vectors(self, items: torch.Tensor) -> torch.Tensor:
         """Last-position outputs: the query vectors scored against item embeddings."""
         return self.encoder(items, last_only=True)[:, -1, :]
@@ -576,17 +579,13 @@ class ELCRec(SequentialModel):
     def item_vectors(self) -> torch.Tensor:
         return self.encoder.item_emb.weight[1:]
 
-    def cluster_space(self, pooled: torch.Tensor) -> torch.Tensor:
-        """Where users meet the centers: on the unit sphere."""
-        return F.normalize(pooled, dim=-1)
-
     def intent_prototypes(self) -> torch.Tensor:
         """The vectors the intent contrast pulls each view toward, one per center."""
         return self.clusters.centers
 
     def intents(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(nearest center, squared distances to all centers) of each sequence."""
-        z = self.cluster_space(self.pool(self.encode(items), items))
+        z = self.cluster_space(self.representation(items))
         d = LearnableClusters.sq_distances(z, self.clusters.centers)
         return d.argmin(dim=-1), d
 
