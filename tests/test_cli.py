@@ -129,8 +129,9 @@ def test_intents_fitted_after_training_for_an_encoder_that_learned_none(tiny, tm
     planted = rec.data.planted_intents
     random = np.random.default_rng(0).integers(0, k, len(planted))
     assert nmi(planted, users["intent"].to_numpy()) > nmi(planted, random) + 0.1
-    with pytest.raises(Exception, match="exceeds the 300 users"):
-        fit_intents(rec.model, rec.data, 301)
+    for bad in (0, 301):
+        assert main(["intents", str(tmp_path / "run"), "--k", str(bad)]) == 2
+        assert f"k = {bad}, expected 1 to 300 (the users)" in capsys.readouterr().err
 
 
 def test_intents_k_on_a_model_with_learned_ones_fits_instead(trained, tmp_path, capsys):

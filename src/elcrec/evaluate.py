@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from elcrec import distributed
+from elcrec.config import ConfigError
 from elcrec.data import Interactions, pad_left, right_aligned
 from elcrec.models.elcrec import LearnableClusters, kmeans_centers
 
@@ -208,6 +209,8 @@ def fit_intents(model, interactions: Interactions, k: int, seed: int = 0, device
     beside its learned ones): k-means (faiss) over every user's representation
     in the space the learned centers live in (the unit sphere), the centroids
     projected back onto it.  Returns (k, d) centers."""
+    if not 1 <= k <= interactions.n_users:
+        raise ConfigError(f"intents: k = {k}, expected 1 to {interactions.n_users} (the users)")
     z = torch.cat(
         [
             model.cluster_space(pooled).cpu()

@@ -327,7 +327,7 @@ class Recommender:
 
         centers, source = None, "learned"
         if k is not None or not self.model.uses_intents:
-            k = k or self.cfg.model.n_clusters
+            k = self.cfg.model.n_clusters if k is None else k
             centers, source = fit_intents(self.model, self.data, k, seed, self.device), "kmeans"
         ids, dists, reprs = nearest_intents(
             self.model, self.data, self.device, 3, with_repr, centers
