@@ -156,21 +156,29 @@ def nmi(labels_true, labels_pred) -> float:
 # --------------------------------------------------------------------------- #
 # Intents
 # --------------------------------------------------------------------------- #
-def _pooled_users(model, interactions: Interactions, device, batch_size: int = 2048):
-    """(rows, pooled representation) of every user's full sequence (the test
-    input: all but the last item), a batch at a time, in eval mode."""
+def user_representations(
+    model, interactions: Interactions, device="cpu", batch_size: int = 2048
+) -> torch.Tensor:
+    """(users, d) pooled representation of every user's full sequence (the
+    test input: all but the last item), on the CPU, computed a batch at a time
+    in eval mode.  Computed once and handed to ``fit_intents`` and
+    ``nearest_intents``, so an export with fitted intents encodes each user
+    once."""
     was_training = model.training
     model.eval()
     n = interactions.n_users
     starts, ends = interactions.offsets[:-1], interactions.offsets[1:] - 1
+    parts = []
     try:
-        for i in range(0, n, batch_size):
-            sl = slice(i, min(i + batch_size, n))
-            items = right_aligned(interactions.flat, starts[sl], ends[sl], model.max_len)
-            items = torch.from_numpy(pad_left(items, model.width_for(items.shape[1]))).to(device)
-            yield sl, model.representation(items)
+        with torch.no_grad():
+            for i in range(0, n, batch_size):
+                sl = slice(i, min(i + batch_size, n))
+                items = right_aligned(interactions.flat, starts[sl], ends[sl], model.max_len)
+                items = torch.from_numpy(pad_left(items, model.width_for(items.shape[1])))
+                parts.append(model.representation(items.to(device)).cpu())
     finally:
         model.train(was_training)
+    return torch.cat(parts)
 
 
 @torch.no_grad()
@@ -181,42 +189,49 @@ def nearest_intents(
     top: int = 3,
     with_repr: bool = False,
     centers: torch.Tensor | None = None,
+    pooled: torch.Tensor | None = None,
+    batch_size: int = 2048,
 ):
     """For every user's full sequence: the ``top`` nearest centers (the
     model's learned ones unless ``centers`` is given), their squared distances,
-    and optionally the pooled representation that was clustered.  Returns
+    and optionally the pooled representation that was clustered.  ``pooled``
+    (from ``user_representations``) skips encoding the users again.  Returns
     (ids, distances, reprs)."""
-    centers = model.clusters.centers if centers is None else centers.to(device)
-    n = interactions.n_users
+    centers = model.clusters.centers if centers is None else centers
+    centers = centers.detach().to(device)
+    if pooled is None:
+        pooled = user_representations(model, interactions, device)
     top = min(top, len(centers))
-    ids = np.empty((n, top), dtype=np.int64)
-    dists = np.empty((n, top), dtype=np.float32)
-    reprs = None
-    for sl, pooled in _pooled_users(model, interactions, device):
-        d = LearnableClusters.sq_distances(model.cluster_space(pooled), centers)
-        nearest = torch.topk(d, top, dim=1, largest=False)
-        ids[sl], dists[sl] = nearest.indices.cpu().numpy(), nearest.values.cpu().numpy()
-        if with_repr:
-            if reprs is None:
-                reprs = np.empty((n, pooled.shape[1]), dtype=np.float32)
-            reprs[sl] = pooled.cpu().numpy()
-    return ids, dists, reprs
+    ids, dists = [], []
+    # A batch of users at a time: users x centers distances stay small.
+    for i in range(0, len(pooled), batch_size):
+        z = model.cluster_space(pooled[i : i + batch_size].to(device))
+        nearest = torch.topk(LearnableClusters.sq_distances(z, centers), top, dim=1, largest=False)
+        ids.append(nearest.indices.cpu())
+        dists.append(nearest.values.cpu())
+    reprs = pooled.numpy().astype(np.float32) if with_repr else None
+    return torch.cat(ids).numpy(), torch.cat(dists).numpy().astype(np.float32), reprs
 
 
 @torch.no_grad()
-def fit_intents(model, interactions: Interactions, k: int, seed: int = 0, device="cpu"):
+def fit_intents(
+    model,
+    interactions: Interactions,
+    k: int,
+    seed: int = 0,
+    device="cpu",
+    pooled: torch.Tensor | None = None,
+):
     """Intents found after training, for a model that learned none (or to set
     beside its learned ones): k-means (faiss) over every user's representation
     in the space the learned centers live in (the unit sphere), the centroids
-    projected back onto it.  Returns (k, d) centers."""
+    projected back onto it.  ``pooled`` as in ``nearest_intents``.  Returns
+    (k, d) centers."""
     if not 1 <= k <= interactions.n_users:
         raise ConfigError(f"intents: k = {k}, expected 1 to {interactions.n_users} (the users)")
-    z = torch.cat(
-        [
-            model.cluster_space(pooled).cpu()
-            for _, pooled in _pooled_users(model, interactions, device)
-        ]
-    )
+    if pooled is None:
+        pooled = user_representations(model, interactions, device)
+    z = model.cluster_space(pooled.to(device)).cpu()
     return F.normalize(kmeans_centers(z.numpy(), k, seed), dim=1)
 
 

@@ -20,7 +20,7 @@ from elcrec._io import atomic_write
 from elcrec._version import __version__
 from elcrec.config import RunConfig
 from elcrec.data import Interactions, id_list, pad_left, right_aligned
-from elcrec.evaluate import fit_intents, nearest_intents
+from elcrec.evaluate import fit_intents, nearest_intents, user_representations
 from elcrec.models import SequentialModel, build_model
 from elcrec.runs import RunFolder
 
@@ -325,12 +325,15 @@ class Recommender:
         The intents table's ``source`` column says which."""
         import pandas as pd
 
+        # Every user is encoded once; fitting and assigning share the vectors.
+        pooled = user_representations(self.model, self.data, self.device)
         centers, source = None, "learned"
         if k is not None or not self.model.uses_intents:
             k = self.cfg.model.n_clusters if k is None else k
-            centers, source = fit_intents(self.model, self.data, k, seed, self.device), "kmeans"
+            centers = fit_intents(self.model, self.data, k, seed, self.device, pooled)
+            source = "kmeans"
         ids, dists, reprs = nearest_intents(
-            self.model, self.data, self.device, 3, with_repr, centers
+            self.model, self.data, self.device, 3, with_repr, centers, pooled
         )
         users = pd.DataFrame({"user": list(self.data.user_ids), "length": self.data.lengths})
         users["intent"] = ids[:, 0]
