@@ -317,6 +317,35 @@ def test_bsarec_alone_is_the_intent_searchs_encoder_under_its_budget():
     assert budget <= differ <= budget | unread
 
 
+def test_yelps_bsarec_search_starts_at_the_registrys_bsarec_on_yelp():
+    """Trial 0 of the Yelp search is the reproduced BSARec with Yelp's own
+    settings, so it is the reference the other trials (BCE among them) must
+    beat; they differ from it only in what the space searches."""
+    search = tune.load_search(ROOT / "benchmarks" / "tune" / "spaces" / "bsarec_yelp.json")
+    base = preset("fast", "yelp")
+    trials = [
+        _flat(
+            tune.trial_config(
+                base,
+                tune.trial_options(i, 0, search["space"], search["start"]),
+                16,
+                3,
+                1,
+                search["fixed"],
+            )
+        )
+        for i in range(6)
+    ]
+    reproduced = _flat(configure(base, "BSARec"))
+    differ = {k for k in reproduced if reproduced[k] != trials[0][k]}
+    budget = {"train.epochs", "train.patience", "train.evaluate_test"}
+    unread = {"model.cl_similarity", "model.n_negatives"}  # no contrast; full softmax
+    assert budget <= differ <= budget | unread
+    assert {t["model.loss"] for t in trials} == {"ce", "bce"}
+    for t in trials[1:]:
+        assert {k for k in t if t[k] != trials[0][k]} <= set(search["space"]) | unread
+
+
 @pytest.mark.parametrize("name", ["paper", "fast", "plus"])
 def test_presets_work_on_any_data_and_say_where_their_options_came_from(tmp_path, name):
     import pandas as pd

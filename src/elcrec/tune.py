@@ -124,15 +124,19 @@ def trial_config(
 ) -> RunConfig:
     """``base`` (the dataset's ``fast`` preset) with PLUS_BASE, the fixed and
     the trial's options and the budget; the test set is switched off."""
+    # One dict, later keys winning: a search may fix or search an option
+    # PLUS_BASE sets (its model.variant, say).
     cfg = base.replace(
-        **{**PLUS_BASE, "model.n_negatives": SAMPLED_NEGATIVES, **(fixed or {})},
-        **options,
         **{
+            **PLUS_BASE,
+            "model.n_negatives": SAMPLED_NEGATIVES,
+            **(fixed or {}),
+            **options,
             "train.epochs": epochs,
             "train.patience": patience,
             "train.seed": seed,
             "train.evaluate_test": False,
-        },
+        }
     )
     cfg.preset = f"tune:{base.data.source}"
     return cfg
