@@ -16,6 +16,10 @@ source of noise, is given beside it (the std of the per-seed means), and the
 difference is broken down by history length (the number of items before the
 test item, cut at its quartiles; tied quartiles merge groups).
 Writes benchmarks/results/paired_<tag>.{json,md}.
+
+``--split valid`` compares on the validation split instead, from each run's
+best weights: the way to ask whether one search trial beats another beyond
+the choice of users without looking at the test set (a trial never tests).
 """
 
 from __future__ import annotations
@@ -64,12 +68,14 @@ def run_folders(path: Path) -> list[Path]:
     return runs
 
 
-def test_ranks(run_dir: Path):
+def test_ranks(run_dir: Path, stage: str = "test"):
     """Target rank of every user on the test split (best checkpoint), the
     test items and each user's history length: as the run saved them
-    (test_ranks.npz), or recomputed from its weights for older runs."""
+    (test_ranks.npz), or recomputed from its weights for older runs.  With
+    ``stage = "valid"`` the same on the validation split, always from the
+    weights (a run saves its test ranks only)."""
     saved = run_dir / "test_ranks.npz"
-    if saved.exists():
+    if stage == "test" and saved.exists():
         with np.load(saved, allow_pickle=False) as arrays:
             found = {name: arrays[name] for name in arrays.files}
     else:
@@ -80,17 +86,18 @@ def test_ranks(run_dir: Path):
         rec = Recommender.load(run_dir)
         split = Split(rec.data, rec.cfg.data.max_len)
         mask = rec.cfg.train.history_mask  # the one test_metrics.json's "test" used
-        found = per_user_test(rank_all(rec.model, split, "test", history_mask=mask), split)
+        ranks = rank_all(rec.model, split, stage, history_mask=mask)
+        found = per_user_test(ranks, split, stage)
     return found["ranks"], found["targets"], found["history"]
 
 
-def group_metrics(label: str, path: Path | list[Path]) -> dict:
-    """A group's per-user metrics, averaged over its runs: a folder's seed<N>
-    runs, or the given list of run folders."""
+def group_metrics(label: str, path: Path | list[Path], stage: str = "test") -> dict:
+    """A group's per-user metrics on ``stage``, averaged over its runs: a
+    folder's seed<N> runs, or the given list of run folders."""
     runs = list(path) if isinstance(path, list) else run_folders(path)
     per_seed, targets, history = [], None, None
     for run in runs:
-        ranks, run_targets, run_history = test_ranks(run)
+        ranks, run_targets, run_history = test_ranks(run, stage)
         if targets is None:
             targets, history = run_targets, run_history
         elif not np.array_equal(targets, run_targets):
@@ -148,10 +155,12 @@ def _std(values: list[float]) -> float | None:
     return statistics.stdev(values) if len(values) > 1 else None
 
 
-def markdown(first: dict, second: dict, result: dict, n_boot: int, cmd: str) -> str:
+def markdown(
+    first: dict, second: dict, result: dict, n_boot: int, cmd: str, stage: str = "test"
+) -> str:
     a, b = first["label"], second["label"]
     lines = [
-        f"# Paired comparison: {b} against {a} (test, user by user)",
+        f"# Paired comparison: {b} against {a} ({stage}, user by user)",
         "",
         f"`{cmd}`",
         "",
@@ -172,7 +181,7 @@ def markdown(first: dict, second: dict, result: dict, n_boot: int, cmd: str) -> 
             f"| {m} | {r['first']:.4f} | {r['second']:.4f} | {r['difference']:+.4f} | {rel} | "
             f"[{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}] | {std} |"
         )
-    lines += ["", "By history length (items before the test item, cut at its quartiles):", ""]
+    lines += ["", f"By history length (items before the {stage} item, cut at its quartiles):", ""]
     lines += [f"| metric | history | users | {a} | {b} | difference |", "|---|---|---|---|---|---|"]
     for m, r in result.items():
         for row in r["by_history_length"]:
@@ -198,23 +207,26 @@ def main() -> None:
     ap.add_argument("--boot", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--split", choices=("test", "valid"), default="test", help="valid: search trials"
+    )
     args = ap.parse_args()
-    first, second = (group_metrics(*g) for g in (args.first, args.second))
+    first, second = (group_metrics(*g, args.split) for g in (args.first, args.second))
     result = compare(first, second, args.boot, args.seed)
     cmd = command()
     payload = {
         "command": cmd,
         "environment": environment(),
         "seed": args.seed,
+        "split": args.split,
         "bootstrap_resamples": args.boot,
         "first": {"label": first["label"], "runs": first["runs"]},
         "second": {"label": second["label"], "runs": second["runs"]},
         "metrics": result,
     }
-    write_results(
-        f"paired_{args.tag}", payload, markdown(first, second, result, args.boot, cmd), args.out
-    )
-    print(markdown(first, second, result, args.boot, cmd))
+    table = markdown(first, second, result, args.boot, cmd, args.split)
+    write_results(f"paired_{args.tag}", payload, table, args.out)
+    print(table)
 
 
 if __name__ == "__main__":

@@ -294,6 +294,29 @@ def test_paired_runs_compares_two_groups_of_runs(tmp_path, tiny):
     assert bad.returncode != 0 and "no finished run" in bad.stderr
 
 
+def test_paired_runs_on_the_validation_split_is_the_runs_best_validation(tmp_path, tiny):
+    """``--split valid`` (search trials, which never test): per-user ranks from
+    the best weights on the validation split, whose means are the best
+    epoch's validation metrics, with the validation items as targets."""
+    from elcrec import Recommender, train
+    from elcrec.data import Split
+
+    run = tmp_path / "run"
+    result = train(tiny(**{"train.evaluate_test": False}), run, progress=False)
+    paired_runs = script("paired_runs")
+    ranks, targets, history = paired_runs.test_ranks(run, "valid")
+    per_user = paired_runs.per_user_metrics(ranks)
+    for m in METRICS:
+        assert per_user[m].mean() == pytest.approx(result["best_valid"][m])
+    data = Recommender.load(run).data
+    users = np.arange(data.n_users)
+    np.testing.assert_array_equal(targets, Split(data, 50).targets(users, "valid"))
+    # the validation item is the second to last: every item before it is history
+    last_but_one = data.flat[data.offsets[1:] - 2]
+    np.testing.assert_array_equal(targets, last_but_one)
+    np.testing.assert_array_equal(history, data.lengths - 2)
+
+
 def test_saved_test_ranks_are_the_ranks_of_the_best_weights(tmp_path, tiny):
     """A finished run keeps its per-user test ranks, which paired_runs reads
     without the weights; they equal the ranks recomputed from best.pt."""

@@ -57,14 +57,16 @@ def metrics_from_ranks(ranks: np.ndarray, ks=KS) -> dict[str, float]:
     return {name: float(values.mean()) for name, values in per_user_metrics(ranks, ks).items()}
 
 
-def per_user_test(ranks: np.ndarray, split) -> dict[str, np.ndarray]:
-    """Each user's test-item rank, test item and history length (the items
-    before it), as a run saves them in test_ranks.npz."""
+def per_user_test(ranks: np.ndarray, split, stage: str = "test") -> dict[str, np.ndarray]:
+    """Each user's target rank, target item and history length (the items
+    before it) on the test split, as a run saves them in test_ranks.npz (or
+    on the validation split, whose target comes one item earlier)."""
     users = np.arange(len(ranks))
+    before = 1 if stage == "test" else 2
     return {
         "ranks": np.asarray(ranks, dtype=np.int32),
-        "targets": np.asarray(split.targets(users, "test"), dtype=np.int32),
-        "history": np.asarray(split.data.lengths[users] - 1, dtype=np.int32),
+        "targets": np.asarray(split.targets(users, stage), dtype=np.int32),
+        "history": np.asarray(split.data.lengths[users] - before, dtype=np.int32),
     }
 
 
