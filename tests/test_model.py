@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -321,6 +322,10 @@ def test_pad_approx_is_exact_at_full_width_and_weights_cover_t():
     approx.load_state_dict(exact.state_dict())
     approx.eval()
     assert exact.width_for(3) == t and approx.width_for(3) == 4 and approx.width_for(t) == t
+    # as_batch widens a 3-wide matrix to each model's width with leading padding
+    three = np.array([[4, 5, 6]])
+    assert exact.as_batch(three, "cpu").tolist() == [[0] * (t - 3) + [4, 5, 6]]
+    assert approx.as_batch(three, "cpu").tolist() == [[0, 4, 5, 6]]
     # a batch holding a sequence of T-1 items is T wide: the approximation is exact
     items = torch.tensor([[0, 1, 2, 3, 4, 5, 6, 7], [0, 0, 0, 0, 0, 9, 8, 7]])
     with torch.no_grad():

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from elcrec import distributed
 from elcrec.config import ConfigError
-from elcrec.data import Interactions, pad_left, right_aligned
+from elcrec.data import Interactions, right_aligned
 from elcrec.models.elcrec import LearnableClusters, kmeans_centers
 
 KS = (5, 10, 20)
@@ -176,8 +176,7 @@ def user_representations(
             for i in range(0, n, batch_size):
                 sl = slice(i, min(i + batch_size, n))
                 items = right_aligned(interactions.flat, starts[sl], ends[sl], model.max_len)
-                items = torch.from_numpy(pad_left(items, model.width_for(items.shape[1])))
-                parts.append(model.representation(items.to(device)).cpu())
+                parts.append(model.representation(model.as_batch(items, device)).cpu())
     finally:
         model.train(was_training)
     return torch.cat(parts)

@@ -19,7 +19,7 @@ import torch
 from elcrec._io import atomic_write
 from elcrec._version import __version__
 from elcrec.config import RunConfig
-from elcrec.data import Interactions, id_list, pad_left, right_aligned
+from elcrec.data import Interactions, id_list, right_aligned
 from elcrec.evaluate import fit_intents, nearest_intents, user_representations
 from elcrec.models import SequentialModel, build_model
 from elcrec.runs import RunFolder
@@ -201,8 +201,7 @@ class Recommender:
             top_values, top_indices = self._ann_top(items, seqs, k, exclude_seen)
         intents = None
         if self.model.uses_intents:
-            wide = pad_left(matrix, self.model.width_for(matrix.shape[1]))
-            intents = self.model.intents(torch.from_numpy(wide).to(self.device))[0].tolist()
+            intents = self.model.intents(self.model.as_batch(matrix, self.device))[0].tolist()
         out = []
         for r in range(len(seqs)):
             idx, vals = top_indices[r], top_values[r]
@@ -294,8 +293,7 @@ class Recommender:
         ids = [self._lookup_item(item) for item in items]
         known = np.array([i for i in ids if i is not None], dtype=np.int64)
         matrix = right_aligned(known, np.array([0]), np.array([len(known)]), self.model.max_len)
-        wide = pad_left(matrix, self.model.width_for(matrix.shape[1]))
-        _, d = self.model.intents(torch.from_numpy(wide).to(self.device))
+        _, d = self.model.intents(self.model.as_batch(matrix, self.device))
         nearest = torch.topk(d[0], min(top, d.shape[1]), largest=False)
         return {
             "intent": int(nearest.indices[0]),

@@ -92,9 +92,7 @@ def pooled_train_representations(
     out = []
     for i in starts:
         items = split.inputs(users[i : i + batch_size], "train")
-        items = torch.from_numpy(data_mod.pad_left(items, model.width_for(items.shape[1])))
-        items = items.to(device)
-        out.append(model.representation(items).cpu())
+        out.append(model.representation(model.as_batch(items, device)).cpu())
     model.train()
     local = torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, 0), np.float32)
     if not distributed.active():

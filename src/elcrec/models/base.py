@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from elcrec.data import pad_left
+
 
 @dataclass
 class Batch:
@@ -76,6 +78,11 @@ class SequentialModel(nn.Module):
     def width_for(self, natural: int) -> int:
         """Batch width to encode a batch whose longest sequence has ``natural`` items."""
         return max(natural, 1)
+
+    def as_batch(self, matrix: np.ndarray, device) -> torch.Tensor:
+        """A right-aligned (rows, L) item matrix as an input batch on ``device``:
+        widened with leading padding to ``width_for(L)``."""
+        return torch.from_numpy(pad_left(matrix, self.width_for(matrix.shape[1]))).to(device)
 
     def representation(self, items: torch.Tensor) -> torch.Tensor:
         """One vector per sequence: what intents cluster (the hooks' k-means,
