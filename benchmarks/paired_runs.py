@@ -68,7 +68,7 @@ def run_folders(path: Path) -> list[Path]:
     return runs
 
 
-def test_ranks(run_dir: Path, stage: str = "test"):
+def user_ranks(run_dir: Path, stage: str = "test"):
     """Target rank of every user on the test split (best checkpoint), the
     test items and each user's history length: as the run saved them
     (test_ranks.npz), or recomputed from its weights for older runs.  With
@@ -97,7 +97,7 @@ def group_metrics(label: str, path: Path | list[Path], stage: str = "test") -> d
     runs = list(path) if isinstance(path, list) else run_folders(path)
     per_seed, targets, history = [], None, None
     for run in runs:
-        ranks, run_targets, run_history = test_ranks(run, stage)
+        ranks, run_targets, run_history = user_ranks(run, stage)
         if targets is None:
             targets, history = run_targets, run_history
         elif not np.array_equal(targets, run_targets):

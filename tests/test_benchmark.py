@@ -304,7 +304,7 @@ def test_paired_runs_on_the_validation_split_is_the_runs_best_validation(tmp_pat
     run = tmp_path / "run"
     result = train(tiny(**{"train.evaluate_test": False}), run, progress=False)
     paired_runs = script("paired_runs")
-    ranks, targets, history = paired_runs.test_ranks(run, "valid")
+    ranks, targets, history = paired_runs.user_ranks(run, "valid")
     per_user = paired_runs.per_user_metrics(ranks)
     for m in METRICS:
         assert per_user[m].mean() == pytest.approx(result["best_valid"][m])
@@ -326,13 +326,13 @@ def test_saved_test_ranks_are_the_ranks_of_the_best_weights(tmp_path, tiny):
     result = train(tiny(**{"model.variant": "full"}), run, progress=False)
     paired_runs = script("paired_runs")
 
-    saved = paired_runs.test_ranks(run)
+    saved = paired_runs.user_ranks(run)
     assert len(saved[0]) == 300
     per_user = paired_runs.per_user_metrics(saved[0])
     for m in METRICS:
         assert per_user[m].mean() == pytest.approx(result["test"][m])
     (run / "test_ranks.npz").rename(tmp_path / "kept.npz")
-    recomputed = paired_runs.test_ranks(run)
+    recomputed = paired_runs.user_ranks(run)
     for a, b in zip(saved, recomputed):
         np.testing.assert_array_equal(a, b)
     # with the file back, the weights and data files are no longer needed
@@ -340,7 +340,7 @@ def test_saved_test_ranks_are_the_ranks_of_the_best_weights(tmp_path, tiny):
     for name in ("best.pt", "last.pt"):
         (run / name).unlink()
     shutil.rmtree(run / "store")
-    for a, b in zip(saved, paired_runs.test_ranks(run)):
+    for a, b in zip(saved, paired_runs.user_ranks(run)):
         np.testing.assert_array_equal(a, b)
 
 
