@@ -369,3 +369,11 @@ def test_presets_work_on_any_data_and_say_where_their_options_came_from(tmp_path
     assert "not one of" not in beauty.origin
     with pytest.raises(ConfigError, match="unknown preset 'best'"):
         preset("best", str(path))
+
+
+def test_a_searchs_title_names_the_model_and_encoder_its_fixed_options_set():
+    assert tune.searched_model(tune.load_search(None)) == "ELCRec+"
+    spaces = Path(__file__).parents[1] / "benchmarks/tune/spaces"
+    assert tune.searched_model(tune.load_search(spaces / "bsarec_yelp.json")) == "BSARec"
+    intents = tune.load_search(spaces / "bsarec_intents.json")
+    assert tune.searched_model(intents) == "ELCRec+ on the bsarec encoder"

@@ -363,7 +363,8 @@ def cmd_tune(args) -> int:
     # the command that runs (or resumes) the search, even when only the tables are rewritten
     argv = [a for a in sys.argv[1:] if a != "--tables-only"]
     command = " ".join(["elcrec", *map(shlex.quote, argv)])
-    header = f"# Tuning ELCRec+ on {source} (validation only)\n\nCommand: `{command}`"
+    title = f"Tuning {tune.searched_model(search)} on {source} (validation only)"
+    header = f"# {title}\n\nCommand: `{command}`"
     if args.tables_only and (out / "best.json").exists():  # keep the search's command, budget
         previous = json.loads((out / "best.json").read_text())
         header, budget = previous["header"], previous["budget"]

@@ -119,6 +119,17 @@ def load_search(path: str | Path | None) -> dict:
     return search
 
 
+def searched_model(search: dict) -> str:
+    """What a search tunes, for its tables' title: the model its fixed options
+    name (ELCRec+ unless they name another), and the encoder when that is not
+    the model's own."""
+    name = search["fixed"].get("model.name", "ELCRec+")
+    encoder = search["fixed"].get("model.encoder")
+    if encoder and encoder.lower() not in name.lower():
+        name += f" on the {encoder} encoder"
+    return name
+
+
 def trial_config(
     base: RunConfig, options: dict, epochs: int, patience: int, seed: int, fixed: dict | None = None
 ) -> RunConfig:
