@@ -54,7 +54,8 @@ def test_tune_runs_trials_without_the_test_set_then_chooses_on_validation(tmp_pa
         assert cfg.model.n_layers == 2 and cfg.model.dropout == 0.2
         result = json.loads((tmp_path / f"trial{i}" / "test_metrics.json").read_text())
         assert result["test"] is None and result["test_by_history_mask"] == {}
-    payload = tune.write_results(tmp_path, "# t", {"trials": 3})
+    stale = "# Tuning an old title\n\nCommand: `elcrec tune --trials 3`"
+    payload = tune.write_results(tmp_path, stale, {"trials": 3})
     rows = tune.summarize(tmp_path)
     curves = [
         [json.loads(line) for line in (tmp_path / f"trial{i}" / "metrics.jsonl").open()]
@@ -66,10 +67,13 @@ def test_tune_runs_trials_without_the_test_set_then_chooses_on_validation(tmp_pa
     chosen = tune.trial_options(payload["best_trial"], 0, SMALL_SPACE, {})
     assert payload["options"] == {"model.dropout": 0.2, **chosen}
     assert (tmp_path / "tune.csv").exists() and (tmp_path / "tune.md").exists()
-    # The command line rewrites the tables from the folders, same choice.
+    # The command line rewrites the tables from the folders, same choice; it
+    # keeps the search's command and rebuilds the title from what was searched.
     assert cli.main(["tune", "--out", str(tmp_path), "--tables-only"]) == 0
     again_best = json.loads((tmp_path / "best.json").read_text())
-    assert again_best["options"] == payload["options"] and again_best["header"] == "# t"
+    assert again_best["options"] == payload["options"]
+    title = f"# Tuning ELCRec+ on {base.data.source} (validation only)"
+    assert again_best["header"] == f"{title}\n\nCommand: `elcrec tune --trials 3`"
     assert again_best["budget"] == {"trials": 3}
     # A second call skips the finished trials.
     again = tune.run_tune(base, tmp_path, 3, 2, 2, search=search, log=lambda *_: None)

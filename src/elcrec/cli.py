@@ -363,11 +363,12 @@ def cmd_tune(args) -> int:
     # the command that runs (or resumes) the search, even when only the tables are rewritten
     argv = [a for a in sys.argv[1:] if a != "--tables-only"]
     command = " ".join(["elcrec", *map(shlex.quote, argv)])
-    title = f"Tuning {tune.searched_model(search)} on {source} (validation only)"
-    header = f"# {title}\n\nCommand: `{command}`"
+    command_line = f"Command: `{command}`"
     if args.tables_only and (out / "best.json").exists():  # keep the search's command, budget
         previous = json.loads((out / "best.json").read_text())
-        header, budget = previous["header"], previous["budget"]
+        command_line = tune.saved_command_line(previous["header"]) or command_line
+        budget = previous["budget"]
+    header = tune.header(out, source, command_line)
     # Under a wall-clock budget, trials the deadline stopped count with their best epoch.
     payload = tune.write_results(out, header, budget, finished_only=not args.minutes)
     print(json.dumps({k: payload[k] for k in ("best_trial", "options", "valid_NDCG@20")}))

@@ -181,10 +181,34 @@ def run_tune(
     return run_folders(runs, jobs, deadline_s, placement, log)
 
 
-def _searched(out: Path) -> tuple[dict, dict]:
+def _search(out: Path) -> dict:
     saved = out / "search.json"
-    search = json.loads(saved.read_text()) if saved.exists() else load_search(None)
+    return json.loads(saved.read_text()) if saved.exists() else load_search(None)
+
+
+def _searched(out: Path) -> tuple[dict, dict]:
+    search = _search(out)
     return search["space"], search["fixed"]
+
+
+def header(out: str | Path, source: str, command_line: str) -> str:
+    """The tables' title, then the line that names the command that runs (or
+    resumes) the search.  The title is rebuilt from the search saved in
+    ``out`` and the data its trials read, so rewriting an older search's
+    tables also mends its title."""
+    out = Path(out)
+    first = out / "trial0" / "config.json"
+    if first.exists():
+        source = RunConfig.load(first).data.source
+    title = f"# Tuning {searched_model(_search(out))} on {source} (validation only)"
+    return f"{title}\n\n{command_line}"
+
+
+def saved_command_line(header_text: str) -> str | None:
+    """What a saved header says below its title (the command, with any note
+    added to it), or None when it says nothing there."""
+    _, _, rest = header_text.partition("\n\n")
+    return rest or None
 
 
 def summarize(out: str | Path) -> list[dict]:
