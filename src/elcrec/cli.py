@@ -543,7 +543,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "tune",
-        help="search ELCRec+ options on validation only (resumable random search)",
+        help="search a model's options on validation only (ELCRec+ unless --space fixes "
+        "another; resumable random search)",
         description="Trial i draws each option of elcrec.tune.SPACE from a seeded RNG "
         "(trial 0 = elcrec.tune.START); each trial is a run folder <out>/trial<i> "
         "that never evaluates the test set.  Writes <out>/tune.{csv,md} and best.json.",
@@ -576,7 +577,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch threads per trial")
     p.add_argument("--deadline-min", type=float, default=0)
     p.add_argument("--device", choices=DEVICES, help="where the trials run")
-    p.add_argument("--tables-only", action="store_true", help="only rewrite tune.csv/best.json")
+    p.add_argument(
+        "--tables-only",
+        action="store_true",
+        help="only rewrite tune.{csv,md} and best.json (keeps the search's command and budget)",
+    )
 
     p = sub.add_parser("intents", help="export every user's intent and every intent's items")
     p.add_argument("run")
