@@ -580,10 +580,27 @@ def test_bsarec_encoder_pads_to_t_and_at_alpha_zero_is_sasrec():
         assert torch.allclose(zero.eval()(items)[:, -1], plain(items)[:, -1], atol=1e-5)
 
 
+@pytest.mark.parametrize("encoder", ["sasrec", "bsarec"])
+def test_an_empty_input_gives_finite_scores(encoder):
+    """train.samples = window predicts a window's first item from nothing: a
+    row of padding alone.  The additive mask is finite, so its attention is
+    uniform over the padding rather than 0/0."""
+    torch.manual_seed(0)
+    enc = SASRec(30, 12, ModelConfig(n_layers=2, n_heads=1, encoder=encoder)).train()
+    items = torch.tensor([[0] * 12, [0] * 9 + [3, 4, 5]])
+    out = enc(items, last_only=True)[:, -1]
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in enc.parameters() if p.grad is not None)
+
+
 def test_bsarec_needs_per_prefix_samples():
     with pytest.raises(ConfigError, match="prefixes"):
         RunConfig().replace(**{"model.encoder": "bsarec"})
     prefixes = {"model.encoder": "bsarec", "train.samples": "prefixes"}
     RunConfig().replace(**prefixes)
+    RunConfig().replace(**{**prefixes, "train.samples": "window"})
+    with pytest.raises(ConfigError, match="same_target"):
+        RunConfig().replace(**{"train.samples": "window", "model.views": "same_target"})
     with pytest.raises(ConfigError, match="filter_alpha"):
         RunConfig().replace(**prefixes, **{"model.filter_alpha": 1.5})

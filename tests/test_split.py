@@ -60,7 +60,7 @@ def test_negatives_are_never_touched_items():
             assert (n == 0) if t == 0 else (1 <= n <= data.n_items and n not in touched)
 
 
-@pytest.mark.parametrize("kind", ["users", "prefixes"])
+@pytest.mark.parametrize("kind", ["users", "prefixes", "window"])
 def test_bucketed_batches_cover_every_training_sample_once(kind):
     data = synthetic(500, 100, 4, seed=0)
     split = Split(data, 50)
@@ -90,6 +90,58 @@ def test_prefix_samples_by_hand(small):
     users, ends = split.train_samples("users")
     assert split.train_inputs(users, ends).tolist() == [[2, 3], [2, 4]]
     assert split.train_targets(users, 2, ends).tolist() == [[3, 4], [4, 6]]
+
+
+def test_window_samples_by_hand(small):
+    """The released pipeline of FMLP-Rec and BSARec, max_len 2: the targets
+    are each user's last 2 training items, each predicted from the items
+    before it inside those 2, the first from nothing."""
+    split = Split(small, max_len=2)
+    users, ends = split.train_samples("window")
+    # user 0 trains on items 1-4 and keeps 3, 4; user 1 on item 7 alone
+    # (so it trains here, unlike with prefixes); user 2 on 2, 4, 6 and keeps 4, 6
+    assert users.tolist() == [0, 0, 1, 2, 2]
+    assert split.train_inputs(users, ends, 2, samples="window").tolist() == [
+        [0, 0],
+        [0, 3],
+        [0, 0],
+        [0, 0],
+        [0, 4],
+    ]
+    targets = split.train_targets(users, 2, ends, last_only=True)
+    assert targets.tolist() == [[0, 3], [0, 4], [0, 7], [0, 4], [0, 6]]
+    # the window cuts the input: without it user 0's last sample would see 2, 3
+    assert split.train_inputs(users[1:2], ends[1:2]).tolist() == [[2, 3]]
+    # the views start at the window too: a crop or reorder of [] or [3]
+    rng = np.random.default_rng(0)
+    views = split.train_views(users, rng, (0.5, 0.5, 0.5), ends, "window")
+    assert set(views[[0, 2, 3]].ravel().tolist()) == {0}
+    assert set(views[1].ravel().tolist()) <= {0, 3}
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seqs=st.lists(st.lists(st.integers(1, 9), min_size=3, max_size=14), min_size=1, max_size=6),
+    max_len=st.integers(1, 6),
+)
+def test_window_samples_match_the_released_pipelines_slicing(seqs, max_len):
+    """Against the pipeline written as plainly as it reads: per user, the last
+    max_len items of seq[:-2]; one sample per prefix of them, its input the
+    prefix without its last item, its target that item."""
+    data = Interactions.from_sequences(list(range(len(seqs))), seqs)
+    split = Split(data, max_len)
+    expected = []
+    for u in range(len(seqs)):
+        kept = data.sequence(u).tolist()[:-2][-max_len:]  # (item ids as the data maps them)
+        for i in range(len(kept)):
+            expected.append((u, tuple(kept[:i]), kept[i]))
+    users, ends = split.train_samples("window")
+    inputs = split.train_inputs(users, ends, max_len, samples="window")
+    got = [
+        (int(u), tuple(x for x in row.tolist() if x), int(data.flat[e]))
+        for u, row, e in zip(users, inputs, ends)
+    ]
+    assert sorted(got) == sorted(expected)
 
 
 def test_same_target_partners_by_hand(small):

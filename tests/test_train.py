@@ -58,16 +58,17 @@ def test_every_registered_model_trains_one_epoch(tiny, tmp_path, name):
         assert "intents" not in result
 
 
+@pytest.mark.parametrize("samples", ["prefixes", "window"])
 @pytest.mark.parametrize("variant", ["sasrec", "backbone"])
 def test_bsarec_trains_with_the_bce_loss_alone_and_with_a_sequence_contrast(
-    tiny, tmp_path, variant
+    tiny, tmp_path, variant, samples
 ):
     """What the Yelp search on the frequency-filter encoder draws: one sampled
-    negative per training target (per-prefix samples), with or without the
-    sequence contrast; every loss term it computes is finite."""
-    cfg = configure(tiny(), "BSARec").replace(
-        **{"model.loss": "bce", "model.variant": variant, "train.epochs": 1}
-    )
+    negative per training target (per-prefix samples, or the released
+    pipeline's window with its empty inputs, whose views are empty too), with
+    or without the sequence contrast; every loss term it computes is finite."""
+    options = {"model.loss": "bce", "model.variant": variant, "train.samples": samples}
+    cfg = configure(tiny(), "BSARec").replace(**options, **{"train.epochs": 1})
     result = train(cfg, tmp_path / "run", progress=False)
     (record,) = epoch_records(tmp_path / "run")
     losses = {k.split("/")[1]: v for k, v in record.items() if k.startswith("loss/")}

@@ -247,9 +247,11 @@ class TrainConfig:
     # 0 = every batch padded to T (the authors' way).
     bucket_batches: int = 32
     # Training samples: "users", one window per user with a target at every
-    # position (the paper's), or "prefixes", one sample per training target
-    # with the loss at its last position (RecBole's).
-    samples: str = choice("users", "prefixes")
+    # position (the paper's); "prefixes", one sample per training target
+    # with the loss at its last position (RecBole's); or "window", prefixes
+    # of each user's last max_len training items only, the first of them
+    # predicted from an empty input (FMLP-Rec's and BSARec's released code).
+    samples: str = choice("users", "prefixes", "window")
     # History items at evaluation: minus infinity (correct) or the authors' zero.
     history_mask: str = choice("neg_inf", "zero")
     eval_batch_size: int = 2048
@@ -382,12 +384,16 @@ class RunConfig:
             raise ConfigError(
                 f"train.valid_users = {self.train.valid_users!r}: expected 0 (all) or a count"
             )
+        if self.model.views == "same_target" and self.train.samples == "window":
+            # the partners are drawn among prefix targets; a window's first
+            # target (predicted from nothing) is not one of them
+            raise ConfigError("model.views = same_target cannot go with train.samples = window")
         if self.model.encoder == "bsarec":
-            if self.train.samples != "prefixes":
+            if self.train.samples == "users":
                 raise ConfigError(
-                    "model.encoder = bsarec needs train.samples = prefixes: its frequency "
-                    "filter mixes later positions into earlier ones, so a window's "
-                    "per-position targets would leak"
+                    "model.encoder = bsarec needs train.samples = prefixes or window: its "
+                    "frequency filter mixes later positions into earlier ones, so one sample "
+                    "per user with a target at every position would leak them"
                 )
             if self.model.pad_approx:
                 raise ConfigError("model.encoder = bsarec cannot go with model.pad_approx")

@@ -834,9 +834,20 @@ class Split:
             self.data.flat, self.starts[users], self.ends[users] - cut, self.max_len, width
         )
 
-    def train_inputs(self, users: np.ndarray, ends: np.ndarray, width: int | None = None):
+    def input_floor(self, users: np.ndarray, samples: str = "users") -> np.ndarray:
+        """Where a training sample's input may begin: the user's first item, or
+        (``samples = "window"``) the first of the user's last max_len training
+        items, which is where that pipeline cuts every input."""
+        if samples != "window":
+            return self.starts[users]
+        return np.maximum(self.starts[users], self.ends[users] - 2 - self.max_len)
+
+    def train_inputs(
+        self, users: np.ndarray, ends: np.ndarray, width: int | None = None, samples: str = "users"
+    ):
         """Right-aligned inputs of the training samples ending at ``ends``."""
-        return right_aligned(self.data.flat, self.starts[users], ends, self.max_len, width)
+        floor = self.input_floor(users, samples)
+        return right_aligned(self.data.flat, floor, ends, self.max_len, width)
 
     def targets(self, users: np.ndarray, stage: str) -> np.ndarray:
         if stage == "train":
@@ -902,16 +913,25 @@ class Split:
         * ``prefixes``: one sample per training target seq[i] (i = 1 .. len-3),
           its input the items before it, the loss at the last position only
           (RecBole's way: every target gets its own window, batch slot and
-          dropout draw, and targets beyond the last max_len items still train).
+          dropout draw, and targets beyond the last max_len items still train);
+        * ``window``: the pipeline of FMLP-Rec and BSARec's released code: the
+          targets are the user's last max_len training items, each predicted
+          from the items before it inside that window, so the window's first
+          item is predicted from an empty input (input_floor cuts the inputs).
         """
-        users = self.train_users
         if kind == "users":
+            users = self.train_users
             return users, self.ends[users] - 3
-        if kind != "prefixes":
+        if kind == "prefixes":
+            users, first = self.train_users, self.starts[self.train_users] + 1
+        elif kind == "window":
+            users = np.arange(self.data.n_users)
+            first = self.input_floor(users, kind)
+        else:
             raise ValueError(f"unknown sample kind {kind!r}")
-        counts = self.ends[users] - 3 - self.starts[users]
+        counts = self.ends[users] - 2 - first
         within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        return np.repeat(users, counts), np.repeat(self.starts[users] + 1, counts) + within
+        return np.repeat(users, counts), np.repeat(first, counts) + within
 
     @cached_property
     def _target_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -969,7 +989,7 @@ class Split:
         users, ends = self.train_samples(samples)
         order = rng.permutation(len(users))
         if bucket_batches > 0:
-            lengths = np.minimum(ends - self.starts[users], self.max_len)[order]
+            lengths = np.minimum(ends - self.input_floor(users, samples), self.max_len)[order]
             pool = batch_size * bucket_batches
             for lo in range(0, len(order), pool):
                 chunk = order[lo : lo + pool]
@@ -992,13 +1012,19 @@ class Split:
             yield order[i : i + batch_size]
 
     def train_views(
-        self, users: np.ndarray, rng, ratios: tuple[float, float, float], ends=None
+        self,
+        users: np.ndarray,
+        rng,
+        ratios: tuple[float, float, float],
+        ends=None,
+        samples: str = "users",
     ) -> np.ndarray:
         """One augmented view of each user's full training input, or of the
         samples ending at ``ends`` (crop, mask or reorder, chosen uniformly),
         right-aligned and cut to the last max_len."""
         ends = self.ends[users] - 3 if ends is None else ends
-        return augment(self.data.flat, self.starts[users], ends, rng, ratios, self.max_len)
+        floor = self.input_floor(users, samples)
+        return augment(self.data.flat, floor, ends, rng, ratios, self.max_len)
 
 
 def augment(

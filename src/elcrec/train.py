@@ -275,10 +275,11 @@ class Run:
         """Those batches as tensors on the device, with their negatives and views."""
         cfg, split, model = self.cfg, self.split, self.model
         rng = np.random.default_rng([cfg.train.seed, epoch, 1])
-        last_only = cfg.train.samples == "prefixes"  # a prefix sample's loss sits at its end
+        samples = cfg.train.samples
+        last_only = samples != "users"  # a prefix sample's loss sits at its end
         ratios = (cfg.model.crop_ratio, cfg.model.mask_ratio, cfg.model.reorder_ratio)
         for users, ends in order:
-            own = split.train_inputs(users, ends)
+            own = split.train_inputs(users, ends, samples=samples)
             items = data_mod.pad_left(own, model.width_for(own.shape[1]))
             pos = split.train_targets(users, items.shape[1], ends, last_only)
             neg = split.sample_negatives(users, pos, rng)
@@ -288,8 +289,8 @@ class Run:
                     v1 = own
                     v2 = split.same_target_inputs(ends, rng, own.shape[1])
                 else:
-                    v1 = split.train_views(users, rng, ratios, ends)
-                    v2 = split.train_views(users, rng, ratios, ends)
+                    v1 = split.train_views(users, rng, ratios, ends, samples)
+                    v2 = split.train_views(users, rng, ratios, ends, samples)
                 w = model.width_for(max(v1.shape[1], v2.shape[1]))
                 views = np.concatenate([data_mod.pad_left(v1, w), data_mod.pad_left(v2, w)])
             if distributed.active():  # DDP: this rank's rows of the global batch
