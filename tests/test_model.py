@@ -483,20 +483,26 @@ def test_fused_attention_is_torchs_without_dropout_and_unbiased_with_it():
     assert torch.allclose(draws.mean(0), plain, atol=0.05)
 
 
+@pytest.mark.parametrize("variant", ["sasrec", "intents"])
 @pytest.mark.parametrize("loss", ["ce", "bce"])
-def test_fused_kernels_give_the_same_step_on_per_prefix_batches(loss):
+def test_fused_kernels_give_the_same_step_on_per_prefix_batches(loss, variant):
     """Per-prefix batches (targets in the last column only): the fused step
     encodes the last position alone in the last block, yet its loss and
-    gradients are torch's (no dropout, so no random draws differ)."""
+    gradients are torch's (no dropout, so no random draws differ).  So does
+    the view-free intents variant pooling the last output, and an empty
+    input (train.samples = window) is scored from its raw output on both."""
     torch.manual_seed(0)
     items = torch.randint(1, 31, (16, 8))
     items[:5, :3] = 0  # shorter prefixes, left-padded
+    items[5] = 0  # an empty input: a window's first target
     pos = torch.zeros(16, 8, dtype=torch.long)
     pos[:, -1] = torch.randint(1, 31, (16,))
     neg = torch.randint(1, 31, (16, 8))
 
     def step(kernels):
-        cfg = ModelConfig(variant="sasrec", loss=loss, dropout=0.0, n_layers=2, kernels=kernels)
+        cfg = ModelConfig(
+            variant=variant, loss=loss, dropout=0.0, n_layers=2, kernels=kernels, pooling="last"
+        )
         torch.manual_seed(1)
         model = ELCRec(30, 8, cfg)
         out = model(Batch(items, pos, neg, last_only=True))
@@ -509,6 +515,44 @@ def test_fused_kernels_give_the_same_step_on_per_prefix_batches(loss):
     assert got_grad.keys() == want_grad.keys()
     for name in want_grad:
         assert torch.allclose(got_grad[name], want_grad[name], atol=1e-7), name
+
+
+def test_intents_variant_contrasts_each_sample_with_its_center_without_views():
+    """variant = intents: the cluster loss and an InfoNCE between each
+    sample's own pooled output and its nearest center; no views are asked
+    for, and the next-item loss is the plain model's."""
+    torch.manual_seed(0)
+    items = torch.randint(1, 31, (12, 6))
+    items[:4, :2] = 0
+    pos = torch.zeros(12, 6, dtype=torch.long)
+    pos[:, -1] = torch.randint(1, 31, (12,))
+    cfg = ModelConfig(variant="intents", dropout=0.0, n_clusters=4, pooling="last", loss="ce")
+    model = ELCRec(30, 6, cfg)
+    assert model.uses_intents and not model.wants_views
+    with torch.no_grad():
+        out = model(Batch(items, pos, pos, None, last_only=True))
+    assert set(out) == {"next_item", "cluster", "intent_cl", "total"}
+    with torch.no_grad():
+        h = model.encoder(items)[:, -1]  # every input ends with an item
+        z = F.normalize(h, dim=1)
+        c = model.clusters.centers
+        nearest = torch.cdist(z, c).argmin(dim=1)
+        # InfoNCE over the 2n vectors [h; c[nearest]], each row's positive its pair
+        both = torch.cat([h, c[nearest]])
+        sim = both @ both.T / cfg.temperature
+        sim.fill_diagonal_(float("-inf"))
+        n = len(h)
+        target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+        want = F.cross_entropy(sim, target)
+    assert float(out["intent_cl"]) == pytest.approx(float(want), rel=1e-5)
+    plain_cfg = ModelConfig(variant="sasrec", dropout=0.0, n_clusters=4, pooling="last", loss="ce")
+    plain = ELCRec(30, 6, plain_cfg)
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        got = plain(Batch(items, pos, pos, None, last_only=True))["next_item"]
+    assert float(got) == pytest.approx(float(out["next_item"]), rel=1e-6)
+    total = out["next_item"] + cfg.alpha * out["cluster"] + cfg.intent_cl_weight * out["intent_cl"]
+    assert float(out["total"]) == pytest.approx(float(total), rel=1e-6)
 
 
 def _bsarec_filter_reference(x, c, beta2):
@@ -592,6 +636,23 @@ def test_an_empty_input_gives_finite_scores(encoder):
     assert torch.isfinite(out).all()
     out.sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in enc.parameters() if p.grad is not None)
+
+
+def test_an_empty_inputs_target_is_scored_from_the_raw_padding_output():
+    """The released window pipeline trains a user's first item from padding
+    alone: the loss must read the encoder's output there, not the zeros that
+    pooling puts at padding positions (which would make it log N, gradient 0)."""
+    torch.manual_seed(0)
+    model = ELCRec(30, 6, ModelConfig(variant="full", dropout=0.0, n_clusters=4, loss="ce"))
+    items = torch.zeros(1, 6, dtype=torch.long)
+    pos = torch.zeros(1, 6, dtype=torch.long)
+    pos[0, -1] = 7
+    with torch.no_grad():
+        out = model(Batch(items, pos, pos, None, last_only=True))
+        logits = model.encoder(items)[:, -1] @ model.encoder.item_emb.weight[1:].T
+    want = F.cross_entropy(logits, torch.tensor([6]))
+    assert float(out["next_item"]) == pytest.approx(float(want), rel=1e-6)
+    assert float(want) != pytest.approx(math.log(30), rel=1e-3)
 
 
 def test_bsarec_needs_per_prefix_samples():

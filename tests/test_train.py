@@ -59,20 +59,24 @@ def test_every_registered_model_trains_one_epoch(tiny, tmp_path, name):
 
 
 @pytest.mark.parametrize("samples", ["prefixes", "window"])
-@pytest.mark.parametrize("variant", ["sasrec", "backbone"])
+@pytest.mark.parametrize("variant", ["sasrec", "backbone", "intents"])
 def test_bsarec_trains_with_the_bce_loss_alone_and_with_a_sequence_contrast(
     tiny, tmp_path, variant, samples
 ):
     """What the Yelp search on the frequency-filter encoder draws: one sampled
     negative per training target (per-prefix samples, or the released
     pipeline's window with its empty inputs, whose views are empty too), with
-    or without the sequence contrast; every loss term it computes is finite."""
+    or without the sequence contrast, or with the view-free intents; every
+    loss term it computes is finite."""
     options = {"model.loss": "bce", "model.variant": variant, "train.samples": samples}
+    if variant == "intents":
+        options |= {"model.pooling": "last", "model.n_clusters": 8}
     cfg = configure(tiny(), "BSARec").replace(**options, **{"train.epochs": 1})
     result = train(cfg, tmp_path / "run", progress=False)
     (record,) = epoch_records(tmp_path / "run")
     losses = {k.split("/")[1]: v for k, v in record.items() if k.startswith("loss/")}
-    expected = {"next_item", "total"} | ({"seq_cl"} if variant == "backbone" else set())
+    extra = {"sasrec": set(), "backbone": {"seq_cl"}, "intents": {"cluster", "intent_cl"}}
+    expected = {"next_item", "total"} | extra[variant]
     assert set(losses) == expected
     assert all(np.isfinite(v) for v in losses.values())
     assert 0.0 <= result["test"]["NDCG@20"] <= 1.0

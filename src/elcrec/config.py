@@ -129,8 +129,10 @@ class ModelConfig:
     # that make it that model); its class is built from this name.
     name: str = "ELCRec"
     # ELCRec's parts: sasrec (next-item loss only) | backbone (+ sequence CL,
-    # = CL4SRec) | icl (+ intent CL) | elcm (+ cluster loss) | full (ELCRec).
-    variant: str = choice("full", "sasrec", "backbone", "icl", "elcm")
+    # = CL4SRec) | icl (+ intent CL) | elcm (+ cluster loss) | full (ELCRec)
+    # | intents (cluster loss and intent CL on each sample itself: no views,
+    # no sequence CL, so no augmentation passes).
+    variant: str = choice("full", "sasrec", "backbone", "icl", "elcm", "intents")
     hidden: int = 64
     n_layers: int = 1
     n_heads: int = 2

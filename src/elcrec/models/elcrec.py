@@ -490,6 +490,10 @@ VARIANT_PARTS = {
     "icl": (True, True, False),
     "elcm": (True, False, True),
     "full": (True, True, True),
+    # no augmented views: the cluster loss, and an intent contrast between each
+    # sample's own representation and its center; with pooling = last and
+    # per-target samples a step costs about what the encoder alone costs
+    "intents": (False, True, True),
 }
 
 
@@ -546,9 +550,12 @@ class ELCRec(SequentialModel):
     # ---------------------------------------------------------------------- #
     def encode(self, items: torch.Tensor) -> torch.Tensor:
         h = self.encoder(items, virtual_pad=self.keeps_padding_outputs and self.cfg.pad_approx)
-        if not self.keeps_padding_outputs:
-            h = h * (items > 0).unsqueeze(-1)
-        return h
+        return self._zero_padding(h, items)
+
+    def _zero_padding(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Outputs at padding positions set to 0 (so pooling skips them), unless
+        the authors' pooling keeps them."""
+        return h if self.keeps_padding_outputs else h * (items > 0).unsqueeze(-1)
 
     def _slot_weights(self, width: int, device) -> torch.Tensor:
         """How many of the T positions each column stands for: the first column
@@ -668,27 +675,39 @@ class ELCRec(SequentialModel):
             fusion_centers = fusion_centers.clone()
         self.renormalize_centers()
         neg = batch.neg
-        if batch.last_only and cfg.kernels == "fused" and not self.uses_intents:
-            # only the last output is scored and nothing pools the others
-            h, pos, neg = self.encoder(items, last_only=True), pos[:, -1:], neg[:, -1:]
+        # pooling = last without views: the clusters need the last output only
+        last_suffices = not self.uses_intents or (cfg.pooling == "last" and not self.seq_cl)
+        if batch.last_only and cfg.kernels == "fused" and last_suffices:
+            # only the last output is scored, and nothing pools the others
+            raw, pos, neg = self.encoder(items, last_only=True), pos[:, -1:], neg[:, -1:]
+            h = self._zero_padding(raw, items[:, -1:])
         else:
-            h = self.encode(items)
-        out = {"next_item": self._next_item_loss(h, pos, neg)}
+            raw = self.encoder(items, virtual_pad=self.keeps_padding_outputs and cfg.pad_approx)
+            h = self._zero_padding(raw, items)
+        # The next-item loss reads the raw outputs: padding positions carry no
+        # target (the losses skip pos = 0), except the last of an empty input
+        # (train.samples = window), which that pipeline trains from padding alone.
+        out = {"next_item": self._next_item_loss(raw, pos, neg)}
         if distributed.active():  # a mean over the global batch's targets
             out["next_item"] = distributed.global_mean(out["next_item"], int((pos > 0).sum()))
         total = out["next_item"]
         assigned = None
+        cosine = cfg.cl_similarity == "cosine"
         if self.uses_intents:
-            z = self.cluster_space(self.pool(h, items))
+            pooled = self.pool(h, items)
+            z = self.cluster_space(pooled)
             assigned = self.clusters.assign(z)
             if self.use_cluster_loss:
                 out["cluster"] = self.clusters.loss(z)
                 total = total + cfg.alpha * out["cluster"]
+            if self.intent_cl and not self.seq_cl:  # variant intents: no views
+                c = self.intent_prototypes()
+                out["intent_cl"] = info_nce(pooled, c[assigned], cfg.temperature, cosine)
+                total = total + cfg.intent_cl_weight * out["intent_cl"]
         if self.seq_cl and views is not None:
             hv = self.encode(views)
             n = views.shape[0] // 2
             rep = self._seq_repr(self._fuse(hv, views, fusion_centers), views)
-            cosine = cfg.cl_similarity == "cosine"
             out["seq_cl"] = info_nce(rep[:n], rep[n:], cfg.temperature, cosine)
             total = total + cfg.cl_weight * out["seq_cl"]
             if self.intent_cl:
