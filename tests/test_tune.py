@@ -314,6 +314,11 @@ def test_bsarec_alone_is_the_intent_searchs_encoder_under_its_budget():
         differ = {k for k in alone if alone[k] != trial[k]}
         assert {"model.name", "model.variant"} <= differ
         assert differ <= set(search["space"]) | {"model.name", "model.variant"}
+    # the view-free intents also pool the last output (the encoder's query)
+    for search, trial in trials("bsarec_intents_noviews.json", 6):
+        differ = {k for k in alone if alone[k] != trial[k]}
+        assert trial["model.variant"] == "intents" and trial["model.pooling"] == "last"
+        assert differ <= set(search["space"]) | {"model.name", "model.variant", "model.pooling"}
     reproduced = _flat(configure(base, "BSARec"))
     differ = {k for k in alone if alone[k] != reproduced[k]}
     budget = {"train.epochs", "train.patience", "train.evaluate_test"}
