@@ -548,9 +548,12 @@ class ELCRec(SequentialModel):
         self.clusters.centers.copy_(centers.to(self.clusters.centers.device))
 
     # ---------------------------------------------------------------------- #
+    def encode_raw(self, items: torch.Tensor) -> torch.Tensor:
+        """The encoder's outputs at every position, padding ones included."""
+        return self.encoder(items, virtual_pad=self.keeps_padding_outputs and self.cfg.pad_approx)
+
     def encode(self, items: torch.Tensor) -> torch.Tensor:
-        h = self.encoder(items, virtual_pad=self.keeps_padding_outputs and self.cfg.pad_approx)
-        return self._zero_padding(h, items)
+        return self._zero_padding(self.encode_raw(items), items)
 
     def _zero_padding(self, h: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Outputs at padding positions set to 0 (so pooling skips them), unless
@@ -682,7 +685,7 @@ class ELCRec(SequentialModel):
             raw, pos, neg = self.encoder(items, last_only=True), pos[:, -1:], neg[:, -1:]
             h = self._zero_padding(raw, items[:, -1:])
         else:
-            raw = self.encoder(items, virtual_pad=self.keeps_padding_outputs and cfg.pad_approx)
+            raw = self.encode_raw(items)
             h = self._zero_padding(raw, items)
         # The next-item loss reads the raw outputs: padding positions carry no
         # target (the losses skip pos = 0), except the last of an empty input
