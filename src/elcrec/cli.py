@@ -319,7 +319,7 @@ def cmd_benchmark(args) -> int:
     payload = benchmark.write_tables(args.summaries, args.results, args.preset, header)
     print(f"{len(payload['runs'])} finished runs; tables in {args.results}/table1.md")
     if benchmark.write_beyond(args.summaries, args.beyond_results):
-        print(f"ELCRec / SASRec-CE / ELCRec+ in {args.beyond_results}/beyond.md")
+        print(f"{benchmark.beyond_names()} in {args.beyond_results}/beyond.md")
     return 0
 
 
@@ -527,7 +527,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--beyond-results",
         default="benchmarks/results",
-        help="folder of beyond.{csv,md}: ELCRec (paper), SASRec-CE (fast), ELCRec+ (plus)",
+        help="folder of beyond.{csv,md}: the models beyond the paper, each under its preset",
     )
     p.add_argument("--jobs", type=int, default=1, help="cells run at once")
     p.add_argument("--threads", type=int, default=0, help="torch threads per cell")
