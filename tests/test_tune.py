@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from elcrec import benchmark, cli, tune
+from elcrec import benchmark, cli, models, tune
 from elcrec.config import (
     BEFORE_PREFIX_SPEEDUPS,
     BEFORE_SPEEDUPS,
@@ -250,9 +250,10 @@ def test_beyond_table_arithmetic_on_hand_made_runs(tmp_path):
     assert len(table) == len(METRICS)
     for line in table:
         cells = [c.strip() for c in line.strip("|").split("|")]
-        assert cells[3:] == ["—", cells[4], cells[5], "—"] and "—" not in cells[4:6]
+        ran = dict(zip(benchmark.BEYOND_MODELS, cells[3:], strict=True))
+        assert {m for m, c in ran.items() if c != "—"} == {"SASRec-CE", "ELCRec+"}
     assert "ELCRec `--preset paper`" in md and "BSARec `--preset fast`" in md
-    assert md.startswith("# Beyond the paper: ELCRec, SASRec-CE, ELCRec+ and BSARec")
+    assert md.startswith("# Beyond the paper: ELCRec, SASRec-CE, ELCRec+, BSARec and BSARec+ELCM")
     assert "†" not in md.split("Each column")[0]  # every cell of the current presets
 
     # Cells of an earlier preset version stand in on a dataset the current
@@ -331,6 +332,32 @@ def test_bsarec_alone_is_the_intent_searchs_encoder_under_its_budget():
     budget = {"train.epochs", "train.patience", "train.evaluate_test"}
     unread = {"model.cl_similarity", "model.n_negatives"}  # no contrast; full softmax
     assert budget <= differ <= budget | unread
+
+
+def test_bsarec_elcm_is_what_the_view_free_search_chose():
+    """The registry's BSARec+ELCM is the view-free search's best trial, but for
+    the search's budget, and differs from BSARec only in the intent options."""
+    out = ROOT / "benchmarks" / "tune" / models.BSAREC_ELCM_SEARCH
+    search, best = (
+        tune.load_search(out / "search.json"),
+        json.loads((out / "best.json").read_text()),
+    )
+    assert models.BSAREC_ELCM_CHOICE == {k: best["options"][k] for k in search["space"]}
+    base = preset("fast", "beauty")
+    chosen = _flat(tune.trial_config(base, best["options"], 16, 3, 1, search["fixed"]))
+    registered = _flat(configure(base, "BSARec+ELCM"))
+    differ = {k for k in chosen if chosen[k] != registered[k]}
+    budget = {"train.epochs", "train.patience", "train.evaluate_test", "model.name"}
+    assert differ <= budget | {"model.n_negatives"}  # unread under the full softmax
+    assert registered["model.loss"] == "ce"
+    encoder = _flat(configure(base, "BSARec"))
+    differ = {k for k in encoder if encoder[k] != registered[k]}
+    assert differ == {"model.name", "model.variant", "model.pooling"} | {
+        k for k in search["space"] if encoder[k] != registered[k]
+    }
+    # the other benchmarks: BSARec's own per-dataset settings under the same intents
+    sports = _flat(configure(preset("fast", "sports"), "BSARec+ELCM"))
+    assert sports["model.filter_alpha"] == 0.3 and sports["model.variant"] == "intents"
 
 
 def test_yelps_bsarec_search_starts_at_the_registrys_bsarec_on_yelp():

@@ -322,14 +322,14 @@ def write_tables(summaries: str | Path, results: str | Path, preset_name: str, h
 
 # Beyond the paper (issue 6): model -> the preset its cells run under, then
 # the preset's earlier version, whose cells stand in on a dataset the current
-# one has not run yet (marked in the table).  BSARec, the frequency-filter
-# encoder, is there as our most accurate model so far: no intent model on it
-# has beaten it on validation (its intents are exported by `elcrec intents`).
+# one has not run yet (marked in the table).  Then the frequency-filter
+# encoder, alone and with ELCRec's clusters on it.
 BEYOND_MODELS = {
     "ELCRec": ("paper",),
     "SASRec-CE": ("fast", "fast-v1"),
     "ELCRec+": ("plus", "plus-v1"),
     "BSARec": ("fast",),
+    "BSARec+ELCM": ("fast",),
 }
 
 

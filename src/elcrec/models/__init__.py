@@ -40,6 +40,43 @@ class ModelEntry:
         return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
+# BSARec under its authors' published Beauty settings (their run's log: 2
+# layers, 1 head, dropout 0.5, c = 5, alpha = 0.7, lr 5e-4, batch 256,
+# patience 10); on the other benchmarks their paper's per-dataset alpha, c,
+# heads and learning rate (as the ECIR 2026 reproducibility study of BSARec
+# lists them for its runs).
+BSAREC = {
+    "model.variant": "sasrec",
+    "model.encoder": "bsarec",
+    "model.loss": "ce",
+    "model.n_layers": 2,
+    "model.n_heads": 1,
+    "model.dropout": 0.5,
+    "model.filter_c": 5,
+    "model.filter_alpha": 0.7,
+    "model.positions": "from_end",  # theirs: slots of the left-padded T
+    "train.samples": "prefixes",
+    "train.lr": 5e-4,
+    "train.batch_size": 256,
+    "train.patience": 10,
+}
+BSAREC_PER_DATASET = {
+    "sports": {"model.filter_alpha": 0.3, "model.n_heads": 4, "train.lr": 1e-3},
+    "toys": {"model.filter_c": 3, "train.lr": 1e-3},
+    "yelp": {"model.filter_c": 3, "model.n_heads": 4, "train.lr": 1e-3},
+}
+# The search's choice (benchmarks/tune/beauty_bsarec_intents_noviews, its
+# best.json): the lightest intents of its space.
+BSAREC_ELCM_CHOICE = {
+    "model.intent_cl_weight": 0.02,
+    "model.alpha": 0.0,
+    "model.temperature": 1.0,
+    "model.cluster_pull": "nearest",
+    "model.n_clusters": 256,
+    "model.cl_similarity": "cosine",
+}
+BSAREC_ELCM_SEARCH = "beauty_bsarec_intents_noviews"
+
 REGISTRY: dict[str, ModelEntry] = {
     # the paper's Table 1
     "SASRec": ModelEntry("elcrec:ELCRec", {"model.variant": "sasrec"}),
@@ -67,33 +104,16 @@ REGISTRY: dict[str, ModelEntry] = {
     # ... and ELCRec+, whose options all come from the `plus` preset
     "ELCRec+": ModelEntry("elcrec:ELCRec", {"model.variant": "full"}, preset="plus"),
     # BSARec (Shin et al., AAAI 2024): attention mixed with a frequency filter,
-    # full softmax on one sample per training target, under its authors'
-    # published Beauty settings (their run's log: 2 layers, 1 head, dropout
-    # 0.5, c = 5, alpha = 0.7, lr 5e-4, batch 256, patience 10); on the other
-    # benchmarks their paper's per-dataset alpha, c, heads and learning rate
-    # (as the ECIR 2026 reproducibility study of BSARec lists them for its runs)
-    "BSARec": ModelEntry(
+    # full softmax on one sample per training target (BSAREC below) ...
+    "BSARec": ModelEntry("elcrec:ELCRec", BSAREC, per_dataset=BSAREC_PER_DATASET),
+    # ... and ELCRec's learnable clusters on it: the cluster loss and the intent
+    # contrast, without augmented views (model.variant = intents; the ablation's
+    # "B+ELCM" with BSARec as B), under the intent options the view-free
+    # search on Beauty chose on validation (BSAREC_ELCM_CHOICE)
+    "BSARec+ELCM": ModelEntry(
         "elcrec:ELCRec",
-        {
-            "model.variant": "sasrec",
-            "model.encoder": "bsarec",
-            "model.loss": "ce",
-            "model.n_layers": 2,
-            "model.n_heads": 1,
-            "model.dropout": 0.5,
-            "model.filter_c": 5,
-            "model.filter_alpha": 0.7,
-            "model.positions": "from_end",  # theirs: slots of the left-padded T
-            "train.samples": "prefixes",
-            "train.lr": 5e-4,
-            "train.batch_size": 256,
-            "train.patience": 10,
-        },
-        per_dataset={
-            "sports": {"model.filter_alpha": 0.3, "model.n_heads": 4, "train.lr": 1e-3},
-            "toys": {"model.filter_c": 3, "train.lr": 1e-3},
-            "yelp": {"model.filter_c": 3, "model.n_heads": 4, "train.lr": 1e-3},
-        },
+        {**BSAREC, "model.variant": "intents", "model.pooling": "last", **BSAREC_ELCM_CHOICE},
+        per_dataset=BSAREC_PER_DATASET,
     ),
 }
 DEFAULT_MODEL = "ELCRec"
@@ -125,4 +145,15 @@ def build_model(n_items: int, max_len: int, cfg: ModelConfig) -> SequentialModel
     return entry(cfg.name).model_class()(n_items, max_len, cfg)
 
 
-__all__ = ["REGISTRY", "Batch", "ModelEntry", "SequentialModel", "build_model", "configure"]
+__all__ = [
+    "BSAREC",
+    "BSAREC_PER_DATASET",
+    "BSAREC_ELCM_CHOICE",
+    "BSAREC_ELCM_SEARCH",
+    "REGISTRY",
+    "Batch",
+    "ModelEntry",
+    "SequentialModel",
+    "build_model",
+    "configure",
+]
