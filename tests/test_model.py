@@ -513,8 +513,11 @@ def test_fused_kernels_give_the_same_step_on_per_prefix_batches(loss, variant):
     (want, want_grad), (got, got_grad) = step("torch"), step("fused")
     assert got == pytest.approx(want, rel=1e-6)
     assert got_grad.keys() == want_grad.keys()
+    # float32 rounding only: the two paths sum in different orders, and on a
+    # processor with AVX-512 the kernels differ by up to 4e-7 on gradients
+    # near 1.5 (a wrong gradient is off by orders of magnitude more)
     for name in want_grad:
-        assert torch.allclose(got_grad[name], want_grad[name], atol=1e-7), name
+        assert torch.allclose(got_grad[name], want_grad[name], rtol=1e-5, atol=1e-6), name
 
 
 def test_intents_variant_contrasts_each_sample_with_its_center_without_views():
