@@ -245,8 +245,8 @@ def test_beyond_table_arithmetic_on_hand_made_runs(tmp_path):
         assert command in md
     # No ELCRec (paper preset) or BSARec cell ran: their columns say so, and
     # how to fill them.
-    table = [line for line in md.splitlines() if line.startswith("| Beauty | HR@")]
-    table += [line for line in md.splitlines() if line.startswith("| Beauty | NDCG@")]
+    rows = tuple(f"| Beauty | {m} |" for m in METRICS)
+    table = [line for line in md.splitlines() if line.startswith(rows)]
     assert len(table) == len(METRICS)
     for line in table:
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -338,10 +338,8 @@ def test_bsarec_elcm_is_what_the_view_free_search_chose():
     """The registry's BSARec+ELCM is the view-free search's best trial, but for
     the search's budget, and differs from BSARec only in the intent options."""
     out = ROOT / "benchmarks" / "tune" / models.BSAREC_ELCM_SEARCH
-    search, best = (
-        tune.load_search(out / "search.json"),
-        json.loads((out / "best.json").read_text()),
-    )
+    search = tune.load_search(out / "search.json")
+    best = json.loads((out / "best.json").read_text())
     assert models.BSAREC_ELCM_CHOICE == {k: best["options"][k] for k in search["space"]}
     base = preset("fast", "beauty")
     chosen = _flat(tune.trial_config(base, best["options"], 16, 3, 1, search["fixed"]))
