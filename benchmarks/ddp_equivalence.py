@@ -69,12 +69,13 @@ def global_batch(cfg: RunConfig, seed: int = 0) -> Batch:
     data = synthetic(300, 120, 4, seed=seed)
     split = Split(data, cfg.data.max_len)
     rng = np.random.default_rng(seed)
-    users, ends = split.train_batches(BATCH, seed, 0, 0, "users")[0]
-    own = split.train_inputs(users, ends)
+    samples = split.train_batches(BATCH, seed, 0, 0, "users")[0]
+    users, ends = samples.users, samples.ends
+    own = split.train_inputs(samples)
     pos = split.train_targets(users, own.shape[1], ends)
     neg = split.sample_negatives(users, pos, rng)
     ratios = (0.2, 0.7, 0.2)
-    v1, v2 = (split.train_views(users, rng, ratios, ends) for _ in range(2))
+    v1, v2 = (split.train_views(samples, rng, ratios) for _ in range(2))
     w = max(v1.shape[1], v2.shape[1])
     views = np.concatenate([pad_left(v1, w), pad_left(v2, w)])
     return Batch(*(torch.from_numpy(x) for x in (own, pos, neg, views))), data.n_items

@@ -67,29 +67,30 @@ def test_bucketed_batches_cover_every_training_sample_once(kind):
     expected = sorted(zip(*(a.tolist() for a in split.train_samples(kind))))
     for bucket in (0, 3):
         batches = split.train_batches(32, seed=1, epoch=4, bucket_batches=bucket, samples=kind)
-        got = [(u, e) for users, ends in batches for u, e in zip(users.tolist(), ends.tolist())]
+        got = [(u, s, e) for b in batches for u, s, e in zip(*(a.tolist() for a in b))]
         assert sorted(got) == expected
         again = split.train_batches(32, seed=1, epoch=4, bucket_batches=bucket, samples=kind)
         assert all(np.array_equal(np.stack(a), np.stack(b)) for a, b in zip(batches, again))
     if kind == "users":
-        assert sorted(u for u, _ in expected) == split.train_users.tolist()
+        assert sorted(u for u, _, _ in expected) == split.train_users.tolist()
 
 
 def test_prefix_samples_by_hand(small):
     """RecBole's samples: one per training target, the items before it as the
     input (the last max_len of them), the loss at the last position only."""
     split = Split(small, max_len=2)
-    users, ends = split.train_samples("prefixes")
+    samples = split.train_samples("prefixes")
+    users, ends = samples.users, samples.ends
     assert users.tolist() == [0, 0, 0, 2, 2]  # user 1 has no training target
-    inputs = split.train_inputs(users, ends)
+    inputs = split.train_inputs(samples)
     assert inputs.tolist() == [[0, 1], [1, 2], [2, 3], [0, 2], [2, 4]]
     targets = split.train_targets(users, 2, ends, last_only=True)
     assert targets.tolist() == [[0, 2], [0, 3], [0, 4], [0, 4], [0, 6]]
     # one sample per user: its training input (the last max_len items), a
     # target at every position; the first target (item 2) falls out of the window
-    users, ends = split.train_samples("users")
-    assert split.train_inputs(users, ends).tolist() == [[2, 3], [2, 4]]
-    assert split.train_targets(users, 2, ends).tolist() == [[3, 4], [4, 6]]
+    samples = split.train_samples("users")
+    assert split.train_inputs(samples).tolist() == [[2, 3], [2, 4]]
+    assert split.train_targets(samples.users, 2, samples.ends).tolist() == [[3, 4], [4, 6]]
 
 
 def test_window_samples_by_hand(small):
@@ -97,11 +98,12 @@ def test_window_samples_by_hand(small):
     are each user's last 2 training items, each predicted from the items
     before it inside those 2, the first from nothing."""
     split = Split(small, max_len=2)
-    users, ends = split.train_samples("window")
+    samples = split.train_samples("window")
+    users, ends = samples.users, samples.ends
     # user 0 trains on items 1-4 and keeps 3, 4; user 1 on item 7 alone
     # (so it trains here, unlike with prefixes); user 2 on 2, 4, 6 and keeps 4, 6
     assert users.tolist() == [0, 0, 1, 2, 2]
-    assert split.train_inputs(users, ends, 2, samples="window").tolist() == [
+    assert split.train_inputs(samples, 2).tolist() == [
         [0, 0],
         [0, 3],
         [0, 0],
@@ -110,11 +112,14 @@ def test_window_samples_by_hand(small):
     ]
     targets = split.train_targets(users, 2, ends, last_only=True)
     assert targets.tolist() == [[0, 3], [0, 4], [0, 7], [0, 4], [0, 6]]
-    # the window cuts the input: without it user 0's last sample would see 2, 3
-    assert split.train_inputs(users[1:2], ends[1:2]).tolist() == [[2, 3]]
+    # the window cuts the input: from the user's first item instead, user 0's
+    # last sample would see 2, 3
+    assert samples.starts.tolist() == [2, 2, 6, 10, 10]
+    uncut = samples._replace(starts=split.starts[users])
+    assert split.train_inputs(uncut.take([1])).tolist() == [[2, 3]]
     # the views start at the window too: a crop or reorder of [] or [3]
     rng = np.random.default_rng(0)
-    views = split.train_views(users, rng, (0.5, 0.5, 0.5), ends, "window")
+    views = split.train_views(samples, rng, (0.5, 0.5, 0.5))
     assert set(views[[0, 2, 3]].ravel().tolist()) == {0}
     assert set(views[1].ravel().tolist()) <= {0, 3}
 
@@ -135,8 +140,9 @@ def test_window_samples_match_the_released_pipelines_slicing(seqs, max_len):
         kept = data.sequence(u).tolist()[:-2][-max_len:]  # (item ids as the data maps them)
         for i in range(len(kept)):
             expected.append((u, tuple(kept[:i]), kept[i]))
-    users, ends = split.train_samples("window")
-    inputs = split.train_inputs(users, ends, max_len, samples="window")
+    samples = split.train_samples("window")
+    users, ends = samples.users, samples.ends
+    inputs = split.train_inputs(samples, max_len)
     got = [
         (int(u), tuple(x for x in row.tolist() if x), int(data.flat[e]))
         for u, row, e in zip(users, inputs, ends)
@@ -148,14 +154,15 @@ def test_same_target_partners_by_hand(small):
     """Training targets: user 0's items 2, 3, 4 (flat 1..3), user 2's 4, 6
     (flat 10, 11).  Only item 4 is the target of two samples."""
     split = Split(small, max_len=4)
-    users, ends = split.train_samples("prefixes")
+    samples = split.train_samples("prefixes")
+    ends = samples.ends
     rng = np.random.default_rng(0)
     for _ in range(5):
         p_users, p_ends = split.same_target_partners(ends, rng)
         assert p_users.tolist() == [0, 0, 2, 0, 2]
         assert p_ends.tolist() == [1, 2, 10, 3, 11]
     # the views: own inputs, and the partner's last items, as wide as the own
-    own = split.train_inputs(users[[3, 4]], ends[[3, 4]])
+    own = split.train_inputs(samples.take([3, 4]))
     partner = split.same_target_inputs(ends[[3, 4]], rng, own.shape[1])
     assert own.tolist() == [[0, 2], [2, 4]]  # user 2's inputs before targets 4 and 6
     assert partner.tolist() == [[2, 3], [2, 4]]  # 4: user 0's [1, 2, 3], cut; 6: itself
@@ -166,7 +173,7 @@ def test_same_target_partners_by_hand(small):
 def test_same_target_partners_are_other_training_samples_drawn_uniformly():
     data = synthetic(300, 40, 4, seed=3)  # small catalogue: large groups
     split = Split(data, 50)
-    users, ends = split.train_samples("prefixes")
+    users, _, ends = split.train_samples("prefixes")
     training = set(zip(users.tolist(), ends.tolist()))
     flat = data.flat
     rng = np.random.default_rng(1)

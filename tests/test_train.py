@@ -319,8 +319,9 @@ def test_prefix_samples_give_the_window_loss_with_positions_from_start(loss):
     model = ELCRec(data.n_items, split.max_len, cfg.model).eval()
     values = []
     for kind in ("users", "prefixes"):
-        users, ends = split.train_samples(kind)
-        items = split.train_inputs(users, ends)
+        samples = split.train_samples(kind)
+        users, ends = samples.users, samples.ends
+        items = split.train_inputs(samples)
         pos = split.train_targets(users, items.shape[1], ends, last_only=kind == "prefixes")
         # BCE: the same negative for the same (user, target position)
         neg = np.where(pos > 0, (pos * 7 + users[:, None]) % data.n_items + 1, 0)

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -803,6 +804,19 @@ def pad_left(matrix: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+class TrainSamples(NamedTuple):
+    """Training samples, one per row: sample i belongs to users[i], its input
+    is flat[starts[i]:ends[i]] (the last max_len items of it) and its next
+    item flat[ends[i]]."""
+
+    users: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+    def take(self, rows) -> TrainSamples:
+        return TrainSamples(self.users[rows], self.starts[rows], self.ends[rows])
+
+
 @dataclass
 class Split:
     """Leave-one-out (docs/method.md, "Data and evaluation"): per user, the last item is the test
@@ -834,20 +848,9 @@ class Split:
             self.data.flat, self.starts[users], self.ends[users] - cut, self.max_len, width
         )
 
-    def input_floor(self, users: np.ndarray, samples: str = "users") -> np.ndarray:
-        """Where a training sample's input may begin: the user's first item, or
-        (``samples = "window"``) the first of the user's last max_len training
-        items, which is where that pipeline cuts every input."""
-        if samples != "window":
-            return self.starts[users]
-        return np.maximum(self.starts[users], self.ends[users] - 2 - self.max_len)
-
-    def train_inputs(
-        self, users: np.ndarray, ends: np.ndarray, width: int | None = None, samples: str = "users"
-    ):
-        """Right-aligned inputs of the training samples ending at ``ends``."""
-        floor = self.input_floor(users, samples)
-        return right_aligned(self.data.flat, floor, ends, self.max_len, width)
+    def train_inputs(self, samples: TrainSamples, width: int | None = None) -> np.ndarray:
+        """Right-aligned inputs of training samples (see train_samples)."""
+        return right_aligned(self.data.flat, samples.starts, samples.ends, self.max_len, width)
 
     def targets(self, users: np.ndarray, stage: str) -> np.ndarray:
         if stage == "train":
@@ -904,9 +907,9 @@ class Split:
         return np.where(targets > 0, neg, 0)
 
     # Batches ------------------------------------------------------------------ #
-    def train_samples(self, kind: str = "users") -> tuple[np.ndarray, np.ndarray]:
-        """(user, end) of every training sample: its input is the user's items
-        flat[start:end] (the last max_len of them).
+    def train_samples(self, kind: str = "users") -> TrainSamples:
+        """Every training sample: its input is the user's items flat[start:end]
+        (the last max_len of them), its target flat[end].
 
         * ``users``: one sample per user, its whole training input seq[:-3],
           with a target at every position (SASRec's and the authors' way);
@@ -916,22 +919,25 @@ class Split:
           dropout draw, and targets beyond the last max_len items still train);
         * ``window``: the pipeline of FMLP-Rec and BSARec's released code: the
           targets are the user's last max_len training items, each predicted
-          from the items before it inside that window, so the window's first
-          item is predicted from an empty input (input_floor cuts the inputs).
+          from the items before it inside that window (every input starts at
+          the window's first item, which is predicted from an empty input).
         """
         if kind == "users":
             users = self.train_users
-            return users, self.ends[users] - 3
+            return TrainSamples(users, self.starts[users], self.ends[users] - 3)
         if kind == "prefixes":
-            users, first = self.train_users, self.starts[self.train_users] + 1
+            users = self.train_users
+            floor, first = self.starts[users], self.starts[users] + 1
         elif kind == "window":
             users = np.arange(self.data.n_users)
-            first = self.input_floor(users, kind)
+            floor = first = np.maximum(self.starts, self.ends - 2 - self.max_len)
         else:
             raise ValueError(f"unknown sample kind {kind!r}")
         counts = self.ends[users] - 2 - first
         within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        return np.repeat(users, counts), np.repeat(first, counts) + within
+        return TrainSamples(
+            np.repeat(users, counts), np.repeat(floor, counts), np.repeat(first, counts) + within
+        )
 
     @cached_property
     def _target_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -939,7 +945,7 @@ class Split:
         sorted by item, first index of each item's group, group sizes, each
         position's rank inside its group or -1 if it is not a training target)."""
         flat = self.data.flat
-        _, targets = self.train_samples("prefixes")  # every training target once
+        targets = self.train_samples("prefixes").ends  # every training target once
         by_item = targets[np.argsort(flat[targets], kind="stable")]
         items = flat[by_item]
         bounds = np.arange(self.data.n_items + 2)
@@ -977,19 +983,19 @@ class Split:
 
     def train_batches(
         self, batch_size: int, seed: int, epoch: int, bucket_batches: int, samples: str = "users"
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """This epoch's batches of training samples, each (users, ends) as in
-        train_samples; deterministic in (seed, epoch).
+    ) -> list[TrainSamples]:
+        """This epoch's batches of training samples (train_samples of kind
+        ``samples``); deterministic in (seed, epoch).
 
         With bucket_batches > 0 samples are shuffled, then sorted by length
         inside pools of bucket_batches batches, so each batch holds similar
         lengths; the batch order is shuffled again.
         """
         rng = np.random.default_rng([seed, epoch, 7])
-        users, ends = self.train_samples(samples)
-        order = rng.permutation(len(users))
+        every = self.train_samples(samples)
+        order = rng.permutation(len(every.users))
         if bucket_batches > 0:
-            lengths = np.minimum(ends - self.input_floor(users, samples), self.max_len)[order]
+            lengths = np.minimum(every.ends - every.starts, self.max_len)[order]
             pool = batch_size * bucket_batches
             for lo in range(0, len(order), pool):
                 chunk = order[lo : lo + pool]
@@ -997,7 +1003,7 @@ class Split:
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         if bucket_batches > 0:
             batches = [batches[i] for i in rng.permutation(len(batches))]
-        return [(users[b], ends[b]) for b in batches]
+        return [every.take(b) for b in batches]
 
     def eval_batches(
         self, batch_size: int, stage: str, users: np.ndarray | None = None
@@ -1012,19 +1018,11 @@ class Split:
             yield order[i : i + batch_size]
 
     def train_views(
-        self,
-        users: np.ndarray,
-        rng,
-        ratios: tuple[float, float, float],
-        ends=None,
-        samples: str = "users",
+        self, samples: TrainSamples, rng, ratios: tuple[float, float, float]
     ) -> np.ndarray:
-        """One augmented view of each user's full training input, or of the
-        samples ending at ``ends`` (crop, mask or reorder, chosen uniformly),
-        right-aligned and cut to the last max_len."""
-        ends = self.ends[users] - 3 if ends is None else ends
-        floor = self.input_floor(users, samples)
-        return augment(self.data.flat, floor, ends, rng, ratios, self.max_len)
+        """One augmented view of each training sample's input (crop, mask or
+        reorder, chosen uniformly), right-aligned and cut to the last max_len."""
+        return augment(self.data.flat, samples.starts, samples.ends, rng, ratios, self.max_len)
 
 
 def augment(

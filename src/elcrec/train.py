@@ -264,9 +264,9 @@ class Run:
         users = fixed_sample(self.split.data.n_users, cap, self.cfg.train.seed, 11)
         return pooled_train_representations(self.model, self.split, self.device, users=users)
 
-    def sample_order(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The epoch's training samples, shuffled and grouped into batches of
-        (users, target ends): the one place that decides who trains on what
+    def sample_order(self, epoch: int) -> list[data_mod.TrainSamples]:
+        """The epoch's training samples, shuffled and grouped into batches:
+        the one place that decides who trains on what
         (under torchrun, where a rank takes its shard)."""
         t = self.cfg.train
         return self.split.train_batches(t.batch_size, t.seed, epoch, t.bucket_batches, t.samples)
@@ -275,11 +275,11 @@ class Run:
         """Those batches as tensors on the device, with their negatives and views."""
         cfg, split, model = self.cfg, self.split, self.model
         rng = np.random.default_rng([cfg.train.seed, epoch, 1])
-        samples = cfg.train.samples
-        last_only = samples != "users"  # a prefix sample's loss sits at its end
+        last_only = cfg.train.samples != "users"  # a prefix sample's loss sits at its end
         ratios = (cfg.model.crop_ratio, cfg.model.mask_ratio, cfg.model.reorder_ratio)
-        for users, ends in order:
-            own = split.train_inputs(users, ends, samples=samples)
+        for samples in order:
+            users, ends = samples.users, samples.ends
+            own = split.train_inputs(samples)
             items = data_mod.pad_left(own, model.width_for(own.shape[1]))
             pos = split.train_targets(users, items.shape[1], ends, last_only)
             neg = split.sample_negatives(users, pos, rng)
@@ -289,8 +289,8 @@ class Run:
                     v1 = own
                     v2 = split.same_target_inputs(ends, rng, own.shape[1])
                 else:
-                    v1 = split.train_views(users, rng, ratios, ends, samples)
-                    v2 = split.train_views(users, rng, ratios, ends, samples)
+                    v1 = split.train_views(samples, rng, ratios)
+                    v2 = split.train_views(samples, rng, ratios)
                 w = model.width_for(max(v1.shape[1], v2.shape[1]))
                 views = np.concatenate([data_mod.pad_left(v1, w), data_mod.pad_left(v2, w)])
             if distributed.active():  # DDP: this rank's rows of the global batch
