@@ -5,10 +5,12 @@ import json
 import math
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -644,3 +646,47 @@ def test_collect_says_what_precision_each_cell_ran_in(tmp_path):
     (cells[3] / "config.json").write_text(json.dumps({"train": {"seed": 3}}))
     got = {r["seed"]: r["precision"] for r in benchmark.collect(tmp_path, "fast")}
     assert got == {1: "fp32", 2: "bf16", 3: "fp32", 4: ""}
+
+
+def _processes_naming(text: str) -> list[int]:
+    """Pids of the live processes whose command line contains ``text`` (Linux /proc)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:  # the process ended while we looked
+            pass
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
+def test_sigterm_to_the_grid_command_stops_its_cell_promptly_at_its_last_epoch(tmp_path):
+    # `kill PID` on a background `elcrec benchmark` (which ignores SIGINT, as
+    # every background job of a shell does) must stop the command and its
+    # training child within seconds, the child keeping its last finished epoch.
+    slow = {**TINY, "train.epochs": 400, "train.patience": 400}
+    cmd = [sys.executable, "-m", "elcrec.cli", "benchmark", "--preset", "paper"]
+    cmd += ["--models", "CL4SRec", "--datasets", "beauty", "--seeds", "1"]
+    cmd += ["--work", tmp_path / "work", "--summaries", tmp_path / "summaries"]
+    cmd += ["--results", tmp_path / "results", "--beyond-results", tmp_path / "results"]
+    cmd += ["--device", "cpu", "--threads", "1", "--set", *(f"{k}={v}" for k, v in slow.items())]
+    cmd = list(map(str, cmd))
+    parent = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run = benchmark.grid(["CL4SRec"], ["beauty"], [1])[0].directory(tmp_path / "work", "paper")
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2):
+        assert parent.poll() is None, parent.stderr.read()
+        assert time.monotonic() < deadline, "no epoch finished in 2 minutes"
+        time.sleep(0.2)
+    assert _processes_naming(str(run)), "the cell runs in a child process"
+
+    t0 = time.monotonic()
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=60) == 130
+    stopped_s = time.monotonic() - t0
+    assert stopped_s < 20, f"took {stopped_s:.1f} s to stop"
+    assert not _processes_naming(str(run)), "the training child outlived the grid"
+    assert "interrupted; resume with" in (run / "log.txt").read_text()
+    assert (run / "last.pt").exists() and not (run / "test_metrics.json").exists()
