@@ -40,7 +40,7 @@ def test_grid_runs_cells_in_parallel_skips_finished_ones_and_writes_tables(tmp_p
     counts = benchmark.run_grid(
         cells, tmp_path / "work", "paper", TINY, jobs=2, placement=PLACE, log=lambda *_: None
     )
-    assert counts == {"finished": 4, "interrupted": 0, "failed": 0}
+    assert counts == {"finished": 4, "interrupted": 0, "failed": 0, "pruned": 0}
     runs = [c.directory(tmp_path / "work", "paper") for c in cells]
     stamps = [(r / "test_metrics.json").stat().st_mtime_ns for r in runs]
     again = benchmark.run_grid(cells, tmp_path / "work", "paper", TINY, placement=PLACE)

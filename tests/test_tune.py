@@ -47,7 +47,7 @@ def test_tune_runs_trials_without_the_test_set_then_chooses_on_validation(tmp_pa
     counts = tune.run_tune(
         base, tmp_path, trials=3, epochs=2, patience=2, search=search, log=lambda *_: None
     )
-    assert counts == {"finished": 3, "interrupted": 0, "failed": 0}
+    assert counts == {"finished": 3, "interrupted": 0, "failed": 0, "pruned": 0}
     for i in range(3):
         cfg = RunConfig.load(tmp_path / f"trial{i}" / "config.json")
         assert cfg.train.evaluate_test is False and cfg.model.variant == "full"
@@ -91,6 +91,63 @@ def test_a_search_file_may_not_fix_and_search_one_option(tmp_path):
         "start": {},
         "fixed": {},
     }
+
+
+def _trial(out: Path, i: int, curve: list[float], finished: bool = False) -> Path:
+    folder = out / f"trial{i}"
+    folder.mkdir(parents=True)
+    lines = [json.dumps({"epoch": e, "valid/NDCG@20": v}) for e, v in enumerate(curve)]
+    (folder / "metrics.jsonl").write_text("".join(line + "\n" for line in lines))
+    if finished:
+        (folder / "test_metrics.json").write_text("{}")
+    return folder
+
+
+def test_median_pruner_on_hand_made_curves(tmp_path):
+    _trial(tmp_path, 0, [0.010, 0.030, 0.020], finished=True)  # early-stopped after 3
+    slow = _trial(tmp_path, 1, [0.005, 0.006])
+    fast = _trial(tmp_path, 2, [0.020])
+    rule = tune.median_pruner(tmp_path, warmup=2)
+    # Before its warm-up a trial is never stopped.
+    assert rule(fast) is None
+    # slow over 2 epochs: 0.006; the others that ran 2 epochs or finished:
+    # trial 0 only (0.030 over 2 epochs); trial 2 ran 1 epoch and is left out.
+    assert "0.00600 in its first 2 epoch(s), below the median 0.03000 of 1 other" in rule(slow)
+    # Over 1 epoch (warm-up 1): fast 0.020 against trial 0's 0.010 and
+    # trial 1's 0.005 (median 0.0075): it goes on.
+    assert tune.median_pruner(tmp_path, warmup=1)(fast) is None
+    # Best so far, not the last epoch: trial 3 fell back to 0.001, but its
+    # best over 4 epochs (0.040) is above trial 0's final best (0.030,
+    # finished sooner), the only other trial that counts over 4 epochs.
+    dip = _trial(tmp_path, 3, [0.040, 0.001, 0.001, 0.001])
+    assert rule(dip) is None
+    # Median of three: trial 4 over 1 epoch (0.006) against 0.010, 0.005,
+    # 0.040 (trial 2's 0.020 makes four: median (0.010 + 0.020) / 2 = 0.015).
+    low = _trial(tmp_path, 4, [0.006])
+    assert "below the median 0.01500 of 4 other" in tune.median_pruner(tmp_path, 1)(low)
+    # A line still being written is not an epoch.
+    with (slow / "metrics.jsonl").open("a") as f:
+        f.write('{"epoch": 2, "valid/ND')
+    assert tune.validation_curve(slow) == [0.005, 0.006]
+
+
+def test_a_pruned_trial_is_stopped_skipped_after_and_not_chosen(tmp_path):
+    base = preset("fast", "beauty").replace(**TINY)
+    space = {"train.lr": [0.001, 1e-9]}  # trial 0: 0.001; a trial at 1e-9 learns nothing
+    seed = next(s for s in range(50) if tune.trial_options(1, s, space, {})["train.lr"] < 1e-6)
+    search = {"space": space, "start": {}, "fixed": {"model.n_clusters": 4}}
+    args = dict(search_seed=seed, search=search, log=lambda *_: None, prune_after=2)
+    counts = tune.run_tune(base, tmp_path, trials=2, epochs=16, patience=16, **args)
+    assert counts == {"finished": 1, "interrupted": 0, "failed": 0, "pruned": 1}
+    rows = tune.summarize(tmp_path)
+    assert [(r["finished"], r["pruned"]) for r in rows] == [(True, False), (False, True)]
+    assert rows[1]["epochs_run"] < 16 and rows[1]["valid_NDCG@20"] < rows[0]["valid_NDCG@20"]
+    assert "below the median" in (tmp_path / "trial1" / benchmark.PRUNED).read_text()
+    payload = tune.write_results(tmp_path, "# t\n\nCommand: `x`", {"trials": 2})
+    assert payload["best_trial"] == 0
+    # Run again: nothing runs, the pruned trial is counted as such.
+    again = tune.run_tune(base, tmp_path, trials=2, epochs=16, patience=16, **args)
+    assert again == {"finished": 1, "interrupted": 0, "failed": 0, "pruned": 1}
 
 
 def test_choose_ignores_unfinished_trials():

@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +34,9 @@ from elcrec.config import BENCHMARKS, ConfigError, RunConfig, preset
 from elcrec.models import configure
 from elcrec.paper import ABLATION, METRICS, paper_metric
 from elcrec.runs import RunFolder
+
+# In a run folder: why a search's early-stopping rule stopped this run.
+PRUNED = "pruned.txt"
 
 # The paper's ablation rows and the grid models that hold them.
 ABLATION_ROWS = {
@@ -116,14 +120,23 @@ def run_folders(
     deadline_s: float | None = None,
     placement: dict | None = None,
     log=print,
+    prune: Callable[[Path], str | None] | None = None,
 ) -> dict[str, int]:
     """Run (label, folder, config) triples as child processes, ``jobs`` at a
     time: a finished folder is skipped, an interrupted one resumes, a folder
-    holding another config is refused before anything starts."""
+    holding another config is refused before anything starts.
+
+    ``prune(folder)`` (a search's early-stopping rule) is asked before a run
+    starts and every second while it runs; when it gives a reason, the run is
+    stopped as the deadline stops it and ``PRUNED`` in its folder records the
+    reason, so that it is skipped from then on as a finished one is."""
     placement = dict(placement or {})
-    todo = []
+    todo, pruned_before = [], 0
     for label, directory, cfg in runs:
         directory = Path(directory)
+        if (directory / PRUNED).exists():
+            pruned_before += 1
+            continue
         if (directory / "test_metrics.json").exists():
             continue
         config_path = directory / "config.json"
@@ -133,10 +146,24 @@ def run_folders(
         if not config_path.exists():
             cfg.save(config_path)
         todo.append((label, directory))
-    log(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; {len(todo)} to run")
+    log(
+        f"{len(runs) - len(todo)} of {len(runs)} runs already finished"
+        + (f" ({pruned_before} of them pruned)" if pruned_before else "")
+        + f"; {len(todo)} to run"
+    )
     stop_at = None if deadline_s is None else time.monotonic() + deadline_s
     running: list[tuple[str, Path, subprocess.Popen, object]] = []
-    counts = {"finished": len(runs) - len(todo), "interrupted": 0, "failed": 0}
+    finished = len(runs) - len(todo) - pruned_before
+    counts = {"finished": finished, "interrupted": 0, "failed": 0, "pruned": pruned_before}
+
+    def pruned(label: str, directory: Path) -> bool:
+        reason = prune(directory) if prune is not None else None
+        if reason:
+            atomic_write_text(directory / PRUNED, reason + "\n")
+            counts["pruned"] += 1
+            log(f"pruned {label}: {reason}")
+        return bool(reason)
+
     try:
         while todo or running:
             if stop_at is not None and time.monotonic() > stop_at:
@@ -144,12 +171,16 @@ def run_folders(
                 break
             while todo and len(running) < jobs:
                 label, directory = todo.pop(0)
-                running.append((label, directory, *_start(directory, placement)))
-                log(f"started {label}")
+                if not pruned(label, directory):  # (its curve so far may already say so)
+                    running.append((label, directory, *_start(directory, placement)))
+                    log(f"started {label}")
             time.sleep(1.0)
             for entry in list(running):
                 label, directory, proc, logfile = entry
                 if proc.poll() is None:
+                    if pruned(label, directory):
+                        running.remove(entry)
+                        _stop([entry])
                     continue
                 running.remove(entry)
                 logfile.close()
@@ -157,18 +188,22 @@ def run_folders(
                 counts["finished" if ok else "failed"] += 1
                 log(f"{'finished' if ok else 'FAILED (see log.txt)'} {label}")
     finally:
-        for _, _, proc, _ in running:
-            # The run keeps its last finished epoch (SIGTERM: a shell's
-            # background jobs ignore SIGINT, and so would their children).
-            proc.send_signal(signal.SIGTERM)
-        for _, _, proc, logfile in running:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            logfile.close()
-            counts["interrupted"] += 1
+        counts["interrupted"] += _stop(running)
     return counts
+
+
+def _stop(running: list) -> int:
+    """Stop child runs; each keeps its last finished epoch (SIGTERM: a shell's
+    background jobs ignore SIGINT, and so would their children)."""
+    for _, _, proc, _ in running:
+        proc.send_signal(signal.SIGTERM)
+    for _, _, proc, logfile in running:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        logfile.close()
+    return len(running)
 
 
 def _start(directory: Path, placement: dict):

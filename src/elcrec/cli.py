@@ -339,6 +339,7 @@ def cmd_tune(args) -> int:
         "search_seed": args.search_seed,
         "train_seed": args.seed,
         **({"minutes": args.minutes} if args.minutes else {}),
+        **({"prune_after": args.prune_after} if args.prune_after else {}),
     }
     # Own data: the search behind the plus preset, on this data's validation.
     search = tune.load_search(args.space) if args.space or not own else tune.PLUS_SEARCH
@@ -358,6 +359,7 @@ def cmd_tune(args) -> int:
             deadline_s,
             placement,
             search,
+            prune_after=args.prune_after,
         )
         print(json.dumps(counts), file=sys.stderr)
     # the command that runs (or resumes) the search, even when only the tables are rewritten
@@ -561,6 +563,14 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=12, help="budget: number of trials")
     p.add_argument("--epochs", type=int, default=14, help="budget: epochs per trial at most")
     p.add_argument("--patience", type=int, default=3, help="early stopping inside a trial")
+    p.add_argument(
+        "--prune-after",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="budget: from this epoch on, stop a trial whose best validation so far is "
+        "below the median of the other trials' over as many epochs (0: never)",
+    )
     p.add_argument("--seed", type=int, default=1, help="training seed of every trial")
     p.add_argument("--search-seed", type=int, default=0)
     p.add_argument(

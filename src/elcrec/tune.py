@@ -17,12 +17,13 @@ committed choice per dataset, and a test checks the two agree.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from elcrec._io import atomic_write_text
-from elcrec.benchmark import environment, run_folders, write_csv
+from elcrec.benchmark import PRUNED, environment, run_folders, write_csv
 from elcrec.config import PLUS_BASE, ConfigError, RunConfig
 
 # Options searched, each over a few values, on top of the `fast` preset and
@@ -153,6 +154,57 @@ def trial_config(
     return cfg
 
 
+def validation_curve(directory: Path) -> list[float]:
+    """A trial's validation NDCG@20, epoch by epoch, as its folder holds it now
+    (a line still being written is not yet an epoch)."""
+    path = Path(directory) / "metrics.jsonl"
+    curve = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            curve.append(json.loads(line)["valid/NDCG@20"])
+        except (json.JSONDecodeError, KeyError):
+            break
+    return curve
+
+
+def median_pruner(out: str | Path, warmup: int) -> Callable[[Path], str | None]:
+    """Optuna's median rule on best-so-far validation: from its ``warmup``-th
+    epoch on, a trial stops when its best validation NDCG@20 so far is below
+    the median of the other trials' bests over as many epochs.  The others are
+    the trials that ran that long, and those that finished sooner (their final
+    best).  Best-so-far, not the epoch's own value, so one poor epoch after a
+    good one does not stop a trial."""
+    out = Path(out)
+
+    def best_over(curve: list[float], epochs: int) -> float:
+        return max(curve[:epochs])
+
+    def rule(directory: Path) -> str | None:
+        mine = validation_curve(directory)
+        epochs = len(mine)
+        if epochs < max(warmup, 1):
+            return None
+        others = []
+        for other in out.glob("trial*"):
+            if other.resolve() == Path(directory).resolve():
+                continue
+            curve = validation_curve(other)
+            done = (other / "test_metrics.json").exists()
+            if curve and (len(curve) >= epochs or done):
+                others.append(best_over(curve, epochs))
+        if not others:
+            return None
+        median = float(np.median(others))
+        if best_over(mine, epochs) >= median:
+            return None
+        return (
+            f"best validation NDCG@20 {best_over(mine, epochs):.5f} in its first {epochs} "
+            f"epoch(s), below the median {median:.5f} of {len(others)} other trial(s) over as many"
+        )
+
+    return rule
+
+
 def run_tune(
     base: RunConfig,
     out: str | Path,
@@ -166,9 +218,11 @@ def run_tune(
     placement: dict | None = None,
     search: dict | None = None,
     log=print,
+    prune_after: int = 0,
 ) -> dict:
     """Run trials 0..trials-1 (finished ones are skipped); the search
-    definition is saved beside them (search.json)."""
+    definition is saved beside them (search.json).  ``prune_after`` > 0 stops
+    hopeless trials from that epoch on (median_pruner)."""
     out = Path(out)
     search = search or load_search(None)
     out.mkdir(parents=True, exist_ok=True)
@@ -178,7 +232,8 @@ def run_tune(
         options = trial_options(i, search_seed, search["space"], search["start"])
         cfg = trial_config(base, options, epochs, patience, train_seed, search["fixed"])
         runs.append((f"trial {i}", out / f"trial{i}", cfg))
-    return run_folders(runs, jobs, deadline_s, placement, log)
+    prune = median_pruner(out, prune_after) if prune_after > 0 else None
+    return run_folders(runs, jobs, deadline_s, placement, log, prune)
 
 
 def _search(out: Path) -> dict:
@@ -229,6 +284,7 @@ def summarize(out: str | Path) -> list[dict]:
                 "trial": int(directory.name[5:]),
                 **options,
                 "finished": (directory / "test_metrics.json").exists(),
+                "pruned": (directory / PRUNED).exists(),
                 "epochs_run": len(curve),
                 "best_epoch": best["epoch"] if best else "",
                 "valid_NDCG@20": round(best["valid/NDCG@20"], 5) if best else "",
