@@ -18,6 +18,7 @@ import pytest
 
 from elcrec import benchmark
 from elcrec.paper import ABLATION, METRICS, TABLE1
+from elcrec.runs import RunFolder
 from tests.helpers import script
 
 # Tiny cells: a benchmark preset with the data swapped for small synthetic data.
@@ -114,6 +115,28 @@ def test_deadline_interrupts_a_cell_which_then_resumes_where_it_stopped(tmp_path
     short = {**slow, "train.epochs": done + 1}
     with pytest.raises(Exception, match="another config"):
         benchmark.run_grid(cells, tmp_path, "paper", short, placement=PLACE)
+
+
+def test_an_interrupted_grid_keeps_the_summaries_of_the_cells_that_finished(tmp_path):
+    cells = benchmark.grid(["SASRec"], ["beauty"], [1, 2])
+    work, summaries = tmp_path / "work", tmp_path / "summaries"
+
+    def interrupt_at_the_second_cell(message):
+        if message.startswith("started") and message.endswith("seed 2"):
+            raise KeyboardInterrupt  # Ctrl-C, or the SIGTERM the command turns into one
+
+    with pytest.raises(KeyboardInterrupt):
+        benchmark.run_grid(
+            cells,
+            work,
+            "paper",
+            TINY,
+            placement=PLACE,
+            log=interrupt_at_the_second_cell,
+            summaries=summaries,
+        )
+    assert RunFolder(cells[0].directory(summaries, "paper")).finished()
+    assert not cells[1].directory(summaries, "paper").exists()
 
 
 def test_table_and_ablation_arithmetic_on_hand_made_rows():

@@ -95,10 +95,12 @@ def run_grid(
         for c in cells
         if c not in done
     ]
-    counts = run_folders(runs, jobs, deadline_s, placement, log)
+    try:
+        counts = run_folders(runs, jobs, deadline_s, placement, log)
+    finally:  # (also when interrupted: the cells that finished keep their summaries)
+        if summaries:
+            sync_summaries(cells, work, summaries, preset_name)
     counts["finished"] += len(done)
-    if summaries:
-        sync_summaries(cells, work, summaries, preset_name)
     return counts
 
 
