@@ -20,7 +20,8 @@ def test_leave_one_out_by_hand(small):
     # batches are as wide as their longest row unless a width is asked for
     assert split.inputs(users, "train").tolist() == [[1, 2, 3], [0, 0, 0], [0, 2, 4]]
     assert split.inputs(users, "train", 4).tolist() == [[0, 1, 2, 3], [0, 0, 0, 0], [0, 0, 2, 4]]
-    assert split.train_targets(users, 4).tolist() == [[0, 2, 3, 4], [0, 0, 0, 0], [0, 0, 4, 6]]
+    targets = split.train_targets(split.whole_samples(users), 4)
+    assert targets.tolist() == [[0, 2, 3, 4], [0, 0, 0, 0], [0, 0, 4, 6]]
     assert split.inputs(users, "valid").tolist() == [[1, 2, 3, 4], [0, 0, 0, 7], [0, 2, 4, 6]]
     assert split.targets(users, "valid").tolist() == [5, 8, 8]
     # test input includes the validation item; truncated to the last max_len
@@ -34,7 +35,8 @@ def test_no_validation_or_test_target_leaks_into_training():
     split = Split(data, max_len=50)
     users = np.arange(data.n_users)
     width = 50
-    inputs, targets = split.inputs(users, "train", width), split.train_targets(users, width)
+    inputs = split.inputs(users, "train", width)
+    targets = split.train_targets(split.whole_samples(users), width)
     for u in users:
         seq = data.sequence(u)
         # Training sees exactly positions 0..len-3 (inputs 0..len-4, targets 1..len-3).
@@ -52,7 +54,7 @@ def test_negatives_are_never_touched_items():
     split = Split(data, 50)
     rng = np.random.default_rng(0)
     users = split.train_users[:200]
-    targets = split.train_targets(users, 50)
+    targets = split.train_targets(split.whole_samples(users), 50)
     neg = split.sample_negatives(users, targets, rng)
     for row, u in enumerate(users):
         touched = set(data.sequence(u).tolist())
@@ -80,17 +82,17 @@ def test_prefix_samples_by_hand(small):
     input (the last max_len of them), the loss at the last position only."""
     split = Split(small, max_len=2)
     samples = split.train_samples("prefixes")
-    users, ends = samples.users, samples.ends
+    users = samples.users
     assert users.tolist() == [0, 0, 0, 2, 2]  # user 1 has no training target
     inputs = split.train_inputs(samples)
     assert inputs.tolist() == [[0, 1], [1, 2], [2, 3], [0, 2], [2, 4]]
-    targets = split.train_targets(users, 2, ends, last_only=True)
+    targets = split.train_targets(samples, 2, last_only=True)
     assert targets.tolist() == [[0, 2], [0, 3], [0, 4], [0, 4], [0, 6]]
     # one sample per user: its training input (the last max_len items), a
     # target at every position; the first target (item 2) falls out of the window
     samples = split.train_samples("users")
     assert split.train_inputs(samples).tolist() == [[2, 3], [2, 4]]
-    assert split.train_targets(samples.users, 2, samples.ends).tolist() == [[3, 4], [4, 6]]
+    assert split.train_targets(samples, 2).tolist() == [[3, 4], [4, 6]]
 
 
 def test_window_samples_by_hand(small):
@@ -99,7 +101,7 @@ def test_window_samples_by_hand(small):
     before it inside those 2, the first from nothing."""
     split = Split(small, max_len=2)
     samples = split.train_samples("window")
-    users, ends = samples.users, samples.ends
+    users = samples.users
     # user 0 trains on items 1-4 and keeps 3, 4; user 1 on item 7 alone
     # (so it trains here, unlike with prefixes); user 2 on 2, 4, 6 and keeps 4, 6
     assert users.tolist() == [0, 0, 1, 2, 2]
@@ -110,7 +112,7 @@ def test_window_samples_by_hand(small):
         [0, 0],
         [0, 4],
     ]
-    targets = split.train_targets(users, 2, ends, last_only=True)
+    targets = split.train_targets(samples, 2, last_only=True)
     assert targets.tolist() == [[0, 3], [0, 4], [0, 7], [0, 4], [0, 6]]
     # the window cuts the input: from the user's first item instead, user 0's
     # last sample would see 2, 3

@@ -262,7 +262,7 @@ def test_iclrec_refits_kmeans_every_epoch_and_contrasts_with_unit_centroids(tiny
     # A training step leaves the centers alone (no gradient, no renormalisation).
     users = np.arange(16)
     items = torch.from_numpy(split.inputs(users, "train"))
-    pos = torch.from_numpy(split.train_targets(users, items.shape[1]))
+    pos = torch.from_numpy(split.train_targets(split.whole_samples(users), items.shape[1]))
     out = model(Batch(items, pos, pos, torch.cat([items, items])))
     out["total"].backward()
     assert model.clusters.centers.grad is None
@@ -320,9 +320,9 @@ def test_prefix_samples_give_the_window_loss_with_positions_from_start(loss):
     values = []
     for kind in ("users", "prefixes"):
         samples = split.train_samples(kind)
-        users, ends = samples.users, samples.ends
+        users = samples.users
         items = split.train_inputs(samples)
-        pos = split.train_targets(users, items.shape[1], ends, last_only=kind == "prefixes")
+        pos = split.train_targets(samples, items.shape[1], last_only=kind == "prefixes")
         # BCE: the same negative for the same (user, target position)
         neg = np.where(pos > 0, (pos * 7 + users[:, None]) % data.n_items + 1, 0)
         t = [torch.from_numpy(x) for x in (items, pos, neg)]

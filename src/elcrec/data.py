@@ -854,21 +854,22 @@ class Split:
 
     def targets(self, users: np.ndarray, stage: str) -> np.ndarray:
         if stage == "train":
-            raise ValueError("training targets are per position: use train_targets()")
+            raise ValueError("training targets are per sample: use train_targets()")
         return self.data.flat[self.ends[users] - (2 if stage == "valid" else 1)]
 
     def train_targets(
-        self, users: np.ndarray, width: int, ends: np.ndarray | None = None, last_only: bool = False
+        self, samples: TrainSamples, width: int, last_only: bool = False
     ) -> np.ndarray:
-        """Next item at every training input position (seq[1:-2]), aligned with
-        inputs(); for samples ending at ``ends`` (see train_samples), the items
-        at those ends; ``last_only`` keeps the last column's target only."""
-        ends = self.ends[users] - 3 if ends is None else ends
+        """Right-aligned next items of training samples (see train_samples),
+        aligned with train_inputs(): at each input position the item after it,
+        so the last column holds the sample's target flat[end]; ``last_only``
+        keeps that last column alone (a per-prefix sample's loss)."""
         if last_only:
-            out = np.zeros((len(users), width), dtype=np.int64)
-            out[:, -1] = self.data.flat[ends]
+            out = np.zeros((len(samples.users), width), dtype=np.int64)
+            out[:, -1] = self.data.flat[samples.ends]
             return out
-        return right_aligned(self.data.flat, self.starts[users] + 1, ends + 1, self.max_len, width)
+        flat = self.data.flat
+        return right_aligned(flat, samples.starts + 1, samples.ends + 1, self.max_len, width)
 
     def history(self, users: np.ndarray, stage: str) -> tuple[np.ndarray, np.ndarray]:
         """(row, item) pairs of the items to exclude when ranking for this stage:
@@ -907,6 +908,11 @@ class Split:
         return np.where(targets > 0, neg, 0)
 
     # Batches ------------------------------------------------------------------ #
+    def whole_samples(self, users: np.ndarray) -> TrainSamples:
+        """One sample per user: the whole training input seq[:-3], a target
+        at every position (seq[1:-2])."""
+        return TrainSamples(users, self.starts[users], self.ends[users] - 3)
+
     def train_samples(self, kind: str = "users") -> TrainSamples:
         """Every training sample: its input is the user's items flat[start:end]
         (the last max_len of them), its target flat[end].
@@ -923,8 +929,7 @@ class Split:
           the window's first item, which is predicted from an empty input).
         """
         if kind == "users":
-            users = self.train_users
-            return TrainSamples(users, self.starts[users], self.ends[users] - 3)
+            return self.whole_samples(self.train_users)
         if kind == "prefixes":
             users = self.train_users
             floor, first = self.starts[users], self.starts[users] + 1

@@ -281,7 +281,7 @@ class Run:
             users, ends = samples.users, samples.ends
             own = split.train_inputs(samples)
             items = data_mod.pad_left(own, model.width_for(own.shape[1]))
-            pos = split.train_targets(users, items.shape[1], ends, last_only)
+            pos = split.train_targets(samples, items.shape[1], last_only)
             neg = split.sample_negatives(users, pos, rng)
             views = None
             if model.wants_views:
