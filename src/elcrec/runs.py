@@ -105,10 +105,18 @@ class RunFolder:
 
     # -- per-epoch records ------------------------------------------------- #
     def epochs(self) -> list[dict]:
+        """The epochs recorded so far; a line the run is still writing (read
+        by another process, a search's pruner say) is not yet an epoch."""
         path = self / "metrics.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        records = []
+        for line in path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return records
 
     def append_epoch(self, record: dict) -> None:
         if self.main:

@@ -25,6 +25,7 @@ import numpy as np
 from elcrec._io import atomic_write_text
 from elcrec.benchmark import PRUNED, environment, run_folders, write_csv
 from elcrec.config import PLUS_BASE, ConfigError, RunConfig
+from elcrec.runs import RunFolder
 
 # Options searched, each over a few values, on top of the `fast` preset and
 # config.PLUS_BASE (ELCRec, 2 layers); everything not listed keeps its value.
@@ -155,16 +156,8 @@ def trial_config(
 
 
 def validation_curve(directory: Path) -> list[float]:
-    """A trial's validation NDCG@20, epoch by epoch, as its folder holds it now
-    (a line still being written is not yet an epoch)."""
-    path = Path(directory) / "metrics.jsonl"
-    curve = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            curve.append(json.loads(line)["valid/NDCG@20"])
-        except (json.JSONDecodeError, KeyError):
-            break
-    return curve
+    """A trial's validation NDCG@20, epoch by epoch, as its folder holds it now."""
+    return [r["valid/NDCG@20"] for r in RunFolder(directory).epochs()]
 
 
 def median_pruner(out: str | Path, warmup: int) -> Callable[[Path], str | None]:
@@ -175,31 +168,33 @@ def median_pruner(out: str | Path, warmup: int) -> Callable[[Path], str | None]:
     best).  Best-so-far, not the epoch's own value, so one poor epoch after a
     good one does not stop a trial."""
     out = Path(out)
-
-    def best_over(curve: list[float], epochs: int) -> float:
-        return max(curve[:epochs])
+    judged: dict[Path, int] = {}  # trial -> epochs it was last judged at
 
     def rule(directory: Path) -> str | None:
+        directory = Path(directory).resolve()
         mine = validation_curve(directory)
         epochs = len(mine)
+        # The runner asks every second: judge each epoch once, as it ends
+        # (again if the curve restarts: a trial resumed without its checkpoint).
+        if judged.get(directory) == epochs:
+            return None
+        judged[directory] = epochs
         if epochs < max(warmup, 1):
             return None
-        others = []
-        for other in out.glob("trial*"):
-            if other.resolve() == Path(directory).resolve():
-                continue
-            curve = validation_curve(other)
-            done = (other / "test_metrics.json").exists()
-            if curve and (len(curve) >= epochs or done):
-                others.append(best_over(curve, epochs))
-        if not others:
-            return None
-        median = float(np.median(others))
-        if best_over(mine, epochs) >= median:
+        others = [
+            max(curve[:epochs])
+            for other in out.glob("trial*")
+            if other.resolve() != directory
+            and (curve := validation_curve(other))
+            and (len(curve) >= epochs or RunFolder(other).finished())
+        ]
+        best = max(mine)
+        median = float(np.median(others)) if others else None
+        if median is None or best >= median:
             return None
         return (
-            f"best validation NDCG@20 {best_over(mine, epochs):.5f} in its first {epochs} "
-            f"epoch(s), below the median {median:.5f} of {len(others)} other trial(s) over as many"
+            f"best validation NDCG@20 {best:.5f} in its first {epochs} epoch(s), below "
+            f"the median {median:.5f} of {len(others)} other trial(s) over as many"
         )
 
     return rule
@@ -274,10 +269,7 @@ def summarize(out: str | Path) -> list[dict]:
         cfg = RunConfig.load(directory / "config.json")
         raw = cfg.to_dict()
         options = {k: raw[k.split(".")[0]][k.split(".")[1]] for k in space}
-        curve = []
-        metrics = directory / "metrics.jsonl"
-        if metrics.exists():
-            curve = [json.loads(line) for line in metrics.read_text().splitlines() if line]
+        curve = RunFolder(directory).epochs()
         best = max(curve, key=lambda r: r["valid/NDCG@20"], default=None)
         rows.append(
             {
